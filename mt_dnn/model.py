@@ -1,0 +1,126 @@
+"""One shared HuggingFace encoder with one head per task.
+
+Every forward pass goes through the word embeddings explicitly:
+``embed(batch)`` looks up ``encoder.get_input_embeddings()(input_ids)`` and
+``forward_embeds(embeds, batch, task)`` runs the encoder with
+``inputs_embeds=``. ``forward(batch, task)`` is exactly the composition of the
+two, so a zero perturbation added to the embeddings reproduces the clean
+forward bit for bit, which the adversarial regularizers rely on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from data_utils.task_def import TaskDef, TaskType
+
+POOLINGS = ("cls", "mean")
+
+
+def masked_mean(hidden: Tensor, mask: Tensor) -> Tensor:
+    """Mean of token states over the positions where ``mask`` is 1."""
+    mask = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+class TaskHead(nn.Module):
+    """Pool the token states, dropout, linear. Regression heads emit one value."""
+
+    def __init__(self, hidden_size: int, task: TaskDef, pooling: str, dropout: float | None = None):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling {pooling!r} is not one of {list(POOLINGS)}")
+        self.pooling = pooling
+        self.regression = task.task_type is TaskType.REGRESSION
+        self.dropout = nn.Dropout(task.dropout if dropout is None else dropout)
+        self.out = nn.Linear(hidden_size, task.n_class)
+
+    def pool(self, hidden: Tensor, attention_mask: Tensor) -> Tensor:
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        return masked_mean(hidden, attention_mask)
+
+    def forward(self, hidden: Tensor, attention_mask: Tensor) -> Tensor:
+        logits = self.out(self.dropout(self.pool(hidden, attention_mask)))
+        return logits.squeeze(-1) if self.regression else logits
+
+
+class MultiTaskModel(nn.Module):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        task_defs: Mapping[str, TaskDef],
+        pooling: str = "cls",
+        dropout: float | None = None,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        # The pretrained pooler (dense + tanh on [CLS]) is unused by our heads;
+        # dropping it keeps every parameter in the graph (DDP needs that).
+        if getattr(encoder, "pooler", None) is not None:
+            encoder.pooler = None
+        hidden = encoder.config.hidden_size
+        self.pooling = pooling
+        self.heads = nn.ModuleDict(
+            {name: TaskHead(hidden, task, pooling, dropout) for name, task in task_defs.items()}
+        )
+        # Models without segment embeddings (RoBERTa, MPNet, XLM-R...) reject token_type_ids.
+        self.uses_token_types = (getattr(encoder.config, "type_vocab_size", 0) or 0) > 1
+
+    def embed(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """Word embeddings of the batch: the tensor adversarial methods perturb."""
+        return self.encoder.get_input_embeddings()(batch["input_ids"])
+
+    def encode_embeds(self, embeds: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
+        kwargs = {"inputs_embeds": embeds, "attention_mask": batch["attention_mask"]}
+        if self.uses_token_types and "token_type_ids" in batch:
+            kwargs["token_type_ids"] = batch["token_type_ids"]
+        return self.encoder(**kwargs).last_hidden_state
+
+    def forward_embeds(self, embeds: Tensor, batch: Mapping[str, Tensor], task: str) -> Tensor:
+        """Logits ([B, n_class], or [B] for regression) from (perturbed) embeddings."""
+        hidden = self.encode_embeds(embeds, batch)
+        return self.heads[task](hidden, batch["attention_mask"])
+
+    def forward(self, batch: Mapping[str, Tensor], task: str) -> Tensor:
+        return self.forward_embeds(self.embed(batch), batch, task)
+
+
+def checkpoint_pooling(name_or_path: str) -> str:
+    """The pooling a checkpoint was trained with.
+
+    sentence-transformers checkpoints declare it in ``1_Pooling/config.json``
+    (all-MiniLM-L6-v2 uses the masked mean); everything else defaults to the
+    first token, as in BERT's own fine-tuning recipe.
+    """
+    config = Path(name_or_path) / "1_Pooling" / "config.json"
+    if config.is_file():
+        facts = json.loads(config.read_text(encoding="utf-8"))
+        if facts.get("pooling_mode_mean_tokens"):
+            return "mean"
+    return "cls"
+
+
+def load_encoder(name_or_path: str) -> nn.Module:
+    """A pretrained encoder from a local folder or a hub name."""
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(name_or_path)
+
+
+def encoder_from_config(config: Mapping) -> nn.Module:
+    """An encoder with random weights from a saved ``config.to_dict()``: checkpoint loading."""
+    from transformers import AutoConfig, AutoModel
+
+    config = dict(config)
+    model_type = config.pop("model_type")
+    return AutoModel.from_config(AutoConfig.for_model(model_type, **config))
+
+
+def param_dtype(model: nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
