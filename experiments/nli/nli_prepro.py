@@ -1,0 +1,97 @@
+"""Convert the NLI sets used for training / zero-shot evaluation into canonical TSVs.
+
+    python experiments/nli/nli_prepro.py --data_dir /work/shared/data --out_dir data/canonical_data
+
+Each dataset is read from its own folder (``--snli_dir``, ``--scitail_dir``,
+``--hans_dir``, ``--xnli_dir``, ``--mnli_dir``; or ``--data_dir`` holding
+snli/, scitail/, hans/, xnli/, mnli/). Accepted layouts:
+
+  SNLI     snli_1.0_{train,dev,test}.jsonl or .txt (official), or s1/s2/labels.{split}
+           (InferSent / e-SNLI); rows with gold label '-' are skipped and counted
+  SciTail  [SciTailV1.1/]tsv_format/scitail_1.0_{train,dev,test}.tsv
+  HANS     heuristics_train_set.txt -> train, heuristics_evaluation_set.txt -> dev
+  XNLI     xnli.{dev,test}.tsv (official, split per language into dev_{lang}/test_{lang}),
+           or per-language xnli_validation_{lang}.tsv / xnli_test_{lang}.tsv (HF export)
+  MNLI     mnli_development_set_number_of_correct_responses.txt or dev_matched.tsv
+           -> mnli_dev_matched; dev_mismatched.tsv -> mnli_dev_mismatched
+
+Absent files are reported as "skipped: not found". A malformed file stops the
+run with one line ``error: <file>:<line>: <problem>`` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+# Run by path: put the repo root on sys.path for `data_utils` without an install.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT))
+
+from data_utils.errors import run_script  # noqa: E402
+from data_utils.sources import convert_all, nli_sources  # noqa: E402
+from data_utils.task_def import load_task_defs  # noqa: E402
+
+DATASETS = {
+    "snli": "SNLI 1.0 folder",
+    "scitail": "SciTail folder (the one holding SciTailV1.1/ or tsv_format/)",
+    "hans": "HANS folder with heuristics_{train,evaluation}_set.txt",
+    "xnli": "XNLI folder (XNLI-1.0/xnli.{dev,test}.tsv or per-language xnli_*_{lang}.tsv)",
+    "mnli": "MNLI folder with the dev_matched file (HANS-repo copy or GLUE dev_matched.tsv)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data_dir",
+        type=Path,
+        help="parent folder; any --{name}_dir not given defaults to DATA_DIR/{name} "
+        "(snli, scitail, hans, xnli, mnli)",
+    )
+    for name, what in DATASETS.items():
+        parser.add_argument(
+            f"--{name}_dir",
+            type=Path,
+            help=f"{what}; not converted when neither this nor --data_dir is given",
+        )
+    parser.add_argument(
+        "--out_dir",
+        type=Path,
+        default=Path("data/canonical_data"),
+        help="folder for the canonical {task}_{split}.tsv files (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--task_def",
+        type=Path,
+        nargs="+",
+        default=[
+            REPO_ROOT / "experiments/glue/glue_task_def.yml",
+            REPO_ROOT / "experiments/nli/nli_task_def.yml",
+        ],
+        help="task-definition YAML(s) with label vocabularies and split names (default: the "
+        "GLUE and NLI files in experiments/; both are needed since mnli is a GLUE task)",
+    )
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    task_defs = load_task_defs(*args.task_def)
+    jobs = []
+    for name, sources in nli_sources(task_defs).items():
+        folder = getattr(args, f"{name}_dir") or (args.data_dir / name if args.data_dir else None)
+        if folder is None:
+            print(f"{name}: skipped: no --{name}_dir or --data_dir given")
+        elif not folder.is_dir():
+            print(f"{name}: skipped: not found ({folder} is not a folder)")
+        else:
+            jobs.append((folder, sources))
+    convert_all(jobs, args.out_dir, task_defs)
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(main))
