@@ -73,6 +73,30 @@ class TaskDef:
         head = (self.train_split,) if self.train_split else ()
         return head + self.dev_splits + self.test_splits
 
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML form of this task: ``parse_task_def(name, d.to_dict())`` gives it back."""
+        out: dict[str, Any] = {
+            "task_type": self.task_type.value,
+            "metrics": list(self.metrics),
+            "loss": self.loss,
+            "adv_loss": self.adv_loss,
+            "dropout": self.dropout,
+            "splits": {"dev": list(self.dev_splits), "test": list(self.test_splits)},
+        }
+        if self.train_split:
+            out["splits"]["train"] = self.train_split
+        if self.labels is not None:
+            out["labels"] = list(self.labels)
+        if self.submission:
+            out["submission"] = dict(self.submission)
+        if self.label_range is not None:
+            out["label_range"] = list(self.label_range)
+        if self.predict_with:
+            out["predict_with"] = self.predict_with
+        if self.zero_shot:
+            out["zero_shot"] = {head: dict(m) for head, m in self.zero_shot.items()}
+        return out
+
     def label_to_id(self, label: str) -> int:
         assert self.labels is not None
         return self.labels.index(label)

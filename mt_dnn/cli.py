@@ -1,0 +1,56 @@
+"""Command lines of the scripts at the repository root (they stay thin)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mt_dnn.adversarial.config import AdvConfig
+from mt_dnn.config import ConfigError, TrainConfig, add_dataclass_args, build, read_yaml
+
+
+def train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="train.py",
+        description="Multi-task fine-tuning of a HuggingFace encoder with optional adversarial "
+        "regularization (none, smart, tat, freelb, r3f). Every option below is also a key "
+        "of the --config YAML; flags given on the command line override the YAML.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--config", help="YAML file of options (keys = flag names).")
+    parser.add_argument(
+        "--adv_train",
+        action="store_true",
+        help="mt-dnn's switch for adversarial training: the same as --adv smart.",
+    )
+    add_dataclass_args(parser, TrainConfig, "training")
+    add_dataclass_args(parser, AdvConfig, "adversarial regularization")
+    return parser
+
+
+def parse_train_args(argv: Sequence[str]) -> tuple[TrainConfig, AdvConfig]:
+    args = vars(train_parser().parse_args(argv))
+    config_path = args.pop("config", None)
+    adv_train = args.pop("adv_train", False)
+    yaml_values = read_yaml(config_path) if config_path else {}
+    if yaml_values.pop("adv_train", False) or adv_train:
+        if args.get("adv", yaml_values.get("adv", "smart")) not in ("smart", "none"):
+            raise ConfigError("--adv_train means --adv smart; do not combine it with another --adv")
+        args["adv"] = "smart"
+    cfg, adv_cfg = build([TrainConfig, AdvConfig], yaml_values, args, source=config_path or "flags")
+    return cfg, adv_cfg
+
+
+def run_train(argv: Sequence[str]) -> int:
+    from data_utils.errors import DataError
+    from data_utils.task_def import TaskDefError
+    from mt_dnn.trainer import TrainingError, train
+
+    try:
+        cfg, adv_cfg = parse_train_args(argv)
+        train(cfg, adv_cfg)
+    except (ConfigError, DataError, TaskDefError, TrainingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

