@@ -25,12 +25,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO_ROOT))  # importable when run from another directory
 
+from data_utils import prepro  # noqa: E402
 from data_utils.errors import run_script  # noqa: E402
-from data_utils.prepro import PreproConfig, main as prepro_main  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults = PreproConfig(model="")
+    defaults = prepro.PreproConfig(model="")
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -90,8 +90,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.max_seq_len < 2 or args.batch_size < 1:
         parser.error("--max_seq_len must be >= 2 and --batch_size >= 1")
-    prepro_main(
-        PreproConfig(
+    prepro.main(
+        prepro.PreproConfig(
             model=args.model,
             task_defs=tuple(args.task_def),
             root_dir=args.root_dir,
