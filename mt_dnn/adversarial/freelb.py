@@ -1,0 +1,112 @@
+"""freelb: FreeLB, free large-batch adversarial training.
+
+Method card
+-----------
+Paper: Zhu et al. 2020, "FreeLB: Enhanced Adversarial Training for Natural
+Language Understanding" (ICLR), arXiv:1909.11764.
+
+K ascent steps on the task loss; the parameter gradients of every step are
+accumulated ("free" large batch of K perturbed copies)::
+
+    delta_0 ~ U(-init_mag, init_mag)    (L2: scaled by 1/sqrt(#components), as the
+                                         reference code; padding zero)
+    for t in 0..K-1:
+        backward(task_loss(f(x + delta_t), y) / K)    # parameter grads accumulate
+        g         = grad of that loss w.r.t. delta_t  # read from the same backward
+        delta_t+1 = Proj_eps(delta_t + eta * g / ||g||_p)
+
+so the parameters see the gradient of (1/K) sum_t L(x + delta_t). ``loss`` in
+the step output is that mean, ``task_loss`` the clean loss, ``adv_loss`` their
+difference. A clean forward without a graph gives the logits for the training
+metrics when delta_0 is not zero (with ``freelb_init_mag=0`` step 0 is the clean
+forward and is reused).
+
+Defaults: the shared adv_* values (eta=0.5, eps=0.05 relative, L-inf per
+token) and ``freelb_init_mag=0.02`` relative. ``adv_k`` defaults to 1 for
+SMART/TAT; FreeLB needs ``--adv_k 2`` or more to ascend at all (the paper uses
+2-5); with K=1 it is training on randomly initialised noise. The paper's values
+for BERT-base (absolute, L2 per example: eta=1e-1, init_mag=0.6, unbounded) are
+``--adv_scale absolute --adv_p_norm l2 --adv_norm_level example``.
+
+Cost: K forwards and K backwards (plus one forward without graph if
+init_mag > 0). Backward calls: K (1 when adv_k=0: plain training).
+A non-finite delta gradient (read after that step's backward) resets delta to
+zero for the remaining steps, which are then clean steps, and counts a skipped
+step; the number of backward calls does not change.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mt_dnn.adversarial import functional as AF
+from mt_dnn.adversarial.base import Regularizer, StepOutput, finite
+from mt_dnn.losses import task_loss
+
+
+class FreeLBRegularizer(Regularizer):
+    name = "freelb"
+
+    @property
+    def backward_calls(self) -> int:
+        return max(self.cfg.adv_k, 1)
+
+    def init_delta(self, x, mask, generator):
+        cfg = self.cfg
+        mag = cfg.freelb_init_mag * AF.noise_unit(x, mask, cfg.adv_norm_level, cfg.adv_scale)
+        if cfg.adv_scale == "absolute" and cfg.adv_p_norm == "l2":
+            mag = mag / AF.group_size(mask, x.shape[-1], cfg.adv_norm_level).sqrt()
+        return AF.uniform_noise(x, mask, mag, generator)
+
+    def step(self, model, batch, task, backward) -> StepOutput:
+        self.steps += 1
+        cfg = self.cfg
+        labels = batch["labels"]
+        embeds = model.embed(batch)
+        x = embeds.detach()
+        mask = AF.token_mask(batch["attention_mask"])
+        p, level = cfg.adv_p_norm, cfg.adv_norm_level
+        unit = AF.ball_unit(x, mask, p, level, cfg.adv_scale)
+        k = max(cfg.adv_k, 1)
+        delta = self.init_delta(x, mask, self.generator(x.device))
+        if cfg.adv_k == 0:
+            delta = torch.zeros_like(delta)
+        clean_logits = clean_loss = None
+        if bool((delta != 0).any()):
+            with torch.no_grad():
+                clean_logits = model.forward_embeds(x, batch, task.name)
+                clean_loss = task_loss(clean_logits, labels, task)
+        total = 0.0
+        skipped = False
+        for t in range(k):
+            delta.requires_grad_(True)
+            # Re-embed at each step: backward frees the graph of the lookup too.
+            inputs = (embeds if t == 0 else model.embed(batch)) + delta.to(x.dtype)
+            logits = model.forward_embeds(inputs, batch, task.name)
+            loss = task_loss(logits, labels, task)
+            if clean_logits is None:  # delta_0 == 0: step 0 is the clean forward
+                clean_logits, clean_loss = logits.detach(), loss.detach()
+            total += float(loss.detach()) / k
+            backward(loss / k)
+            grad = delta.grad
+            delta = delta.detach()
+            if t == k - 1:
+                break
+            if grad is None or not finite(grad):
+                skipped = True
+                delta = torch.zeros_like(delta)
+                continue
+            if skipped:
+                continue
+            step = cfg.adv_step_size * unit * AF.normalize_grad(grad, mask, p, level)
+            delta = AF.project(delta + step, cfg.adv_epsilon * unit, mask, p, level)
+        if skipped:
+            self.skipped_steps += 1
+        return StepOutput(
+            loss=total,
+            task_loss=float(clean_loss),
+            adv_loss=total - float(clean_loss),
+            logits=clean_logits,
+            delta_norm_ratio=None if skipped else AF.norm_ratio(delta, x, mask),
+            skipped=skipped,
+        )
