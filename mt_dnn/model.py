@@ -71,6 +71,9 @@ class MultiTaskModel(nn.Module):
         )
         # Models without segment embeddings (RoBERTa, MPNet, XLM-R...) reject token_type_ids.
         self.uses_token_types = (getattr(encoder.config, "type_vocab_size", 0) or 0) > 1
+        # Padded positions are masked out, but padding with the model's own pad id
+        # keeps them identical to what the encoder saw in pre-training.
+        self.pad_token_id = int(getattr(encoder.config, "pad_token_id", None) or 0)
 
     def embed(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Word embeddings of the batch: the tensor adversarial methods perturb."""

@@ -86,7 +86,7 @@ def load_split(cfg: TrainConfig, task: TaskDef, split: str, limit: int = 0) -> T
         )
     dataset = TaskDataset.load(path, task, split, max_seq_len=cfg.max_seq_len)
     if limit:
-        dataset.rows = dataset.rows[:limit]
+        dataset = TaskDataset(task, split, dataset.rows[:limit], path)
     return dataset
 
 
@@ -202,6 +202,7 @@ def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
     )
 
     accum = cfg.grad_accumulation_step
+    pad_id = model.pad_token_id
 
     def backward(loss: torch.Tensor) -> None:
         # Gradients of the micro-batches of one optimizer step are averaged.
@@ -226,7 +227,8 @@ def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
         for i, (task_index, indices) in batches:
             task = task_list[task_index]
             dataset = train_sets[task_index]
-            batch = batch_to(collate([dataset[j] for j in indices]), device)
+            rows = [dataset[j] for j in indices]
+            batch = batch_to(collate(rows, pad_id, task), device)
             with autocast_context(device, amp_dtype):
                 out = regularizer.step(model, batch, task, backward)
             n_examples += len(indices)
