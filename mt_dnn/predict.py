@@ -77,8 +77,11 @@ def resolve_datasets(names: Sequence[str], task_defs: dict[str, TaskDef], data_d
     for name in names:
         if name in task_defs:
             task = task_defs[name]
-            found = [s for s in task.dev_splits + task.test_splits
-                     if dataset_path(data_dir, name, s).is_file()]
+            found = [
+                s
+                for s in task.dev_splits + task.test_splits
+                if dataset_path(data_dir, name, s).is_file()
+            ]
             if not found:
                 raise TrainingError(f"no tokenized dev/test split of '{name}' in {data_dir}")
             out.extend((task, split) for split in found)
@@ -129,9 +132,17 @@ def predict(args: argparse.Namespace) -> dict:
         strings = prediction_strings(task, result["predictions"])
         tmp = out_dir / f".{name}.jsonl.tmp"
         with tmp.open("w", encoding="utf-8") as fh:
-            for uid, pred, score in zip(dataset.uids, strings, result["scores"]):
-                fh.write(json.dumps({"uid": uid, "prediction": pred,
-                                     "scores": [round(float(s), 6) for s in score.ravel()]}) + "\n")
+            for uid, pred, score in zip(dataset.uids, strings, result["scores"], strict=True):
+                fh.write(
+                    json.dumps(
+                        {
+                            "uid": uid,
+                            "prediction": pred,
+                            "scores": [round(float(s), 6) for s in score.ravel()],
+                        }
+                    )
+                    + "\n"
+                )
         os.replace(tmp, out_dir / f"{name}.jsonl")
         line = f"{name}: {len(dataset)} rows, head '{result['head']}'"
         if result["metrics"]:

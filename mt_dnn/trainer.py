@@ -22,12 +22,13 @@ import numpy as np
 import torch
 
 from data_utils.dataset import TaskDataset, collate
+from data_utils.prepro import model_tag
 from data_utils.sampler import MultiTaskBatchSampler
 from data_utils.task_def import TaskDef, load_task_defs
 from mt_dnn.adversarial import build_regularizer
 from mt_dnn.adversarial.config import AdvConfig
 from mt_dnn.checkpoint import save_checkpoint
-from mt_dnn.config import TrainConfig, to_jsonable, write_json
+from mt_dnn.config import DEFAULT_DATA_ROOT, TrainConfig, to_jsonable, write_json
 from mt_dnn.evaluation import autocast_context, batch_to, evaluate
 from mt_dnn.model import MultiTaskModel, checkpoint_pooling, load_encoder
 from mt_dnn.optim import build_optimizer, warmup_linear
@@ -77,14 +78,16 @@ def dataset_path(data_dir: str | Path, task: str, split: str) -> Path:
     return Path(data_dir) / f"{task}_{split}.json"
 
 
-def load_split(cfg: TrainConfig, task: TaskDef, split: str, limit: int = 0) -> TaskDataset:
-    path = dataset_path(cfg.data_dir, task.name, split)
+def load_split(
+    data_dir: str, task: TaskDef, split: str, max_seq_len: int, limit: int = 0
+) -> TaskDataset:
+    path = dataset_path(data_dir, task.name, split)
     if not path.is_file():
         raise TrainingError(
             f"{path}: not found; run prepro_std.py for task '{task.name}' split '{split}' "
             f"or point --data_dir at the tokenized data"
         )
-    dataset = TaskDataset.load(path, task, split, max_seq_len=cfg.max_seq_len)
+    dataset = TaskDataset.load(path, task, split, max_seq_len=max_seq_len)
     if limit:
         dataset = TaskDataset(task, split, dataset.rows[:limit], path)
     return dataset
@@ -153,16 +156,20 @@ def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
     for task in train_tasks.values():
         if not task.train_split:
             raise TrainingError(f"task '{task.name}' has no train split")
-    train_sets = [load_split(cfg, t, t.train_split, cfg.max_train_samples) for t in train_tasks.values()]
+    init = resolve_init_checkpoint(cfg.init_checkpoint)
+    data_dir = cfg.data_dir or str(Path(DEFAULT_DATA_ROOT) / model_tag(init))
+    train_sets = [
+        load_split(data_dir, t, t.train_split, cfg.max_seq_len, cfg.max_train_samples)
+        for t in train_tasks.values()
+    ]
     eval_names = cfg.test_datasets or tuple(cfg.train_datasets)
     eval_sets = [
-        load_split(cfg, task, split, cfg.max_eval_samples)
+        load_split(data_dir, task, split, cfg.max_seq_len, cfg.max_eval_samples)
         for task, split in parse_eval_names(eval_names, task_defs)
     ]
 
     device = resolve_device(cfg.device)
     amp_dtype = resolve_amp(cfg.amp, device)
-    init = resolve_init_checkpoint(cfg.init_checkpoint)
     pooling = checkpoint_pooling(init) if cfg.pooling == "auto" else cfg.pooling
     encoder = load_encoder(init)
     model = MultiTaskModel(
@@ -184,11 +191,19 @@ def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
     optimizer = build_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear(total_steps, cfg.warmup))
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
-    regularizer = build_regularizer(adv_cfg, train_tasks)
+    try:
+        regularizer = build_regularizer(adv_cfg, train_tasks)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
 
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    resolved = {**to_jsonable(cfg, adv_cfg), "init_checkpoint": init, "pooling": pooling}
+    resolved = {
+        **to_jsonable(cfg, adv_cfg),
+        "init_checkpoint": init,
+        "pooling": pooling,
+        "data_dir": data_dir,
+    }
     write_json(out_dir / "config.json", resolved)
     writer = None
     if cfg.tensorboard:
@@ -196,8 +211,9 @@ def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
 
         writer = SummaryWriter(str(out_dir / "tensorboard"))
     print(
-        f"training {', '.join(f'{t.name} ({len(ds)})' for t, ds in zip(train_tasks.values(), train_sets))}"
-        f" | {init} ({pooling} pooling) on {device}, amp={amp_dtype}, adv={adv_cfg.adv}"
+        "training "
+        + ", ".join(f"{ds.task.name} ({len(ds)})" for ds in train_sets)
+        + f" | {init} ({pooling} pooling) on {device}, amp={amp_dtype}, adv={adv_cfg.adv}"
         f" | {len(sampler)} batches/epoch, {total_steps} optimizer steps"
     )
 
@@ -313,7 +329,10 @@ def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
         if cfg.save_best and scores and mean_score > best_mean:
             best_mean = mean_score
             save_checkpoint(
-                model, out_dir / "best", task_defs, resolved,
+                model,
+                out_dir / "best",
+                task_defs,
+                resolved,
                 extra={"trainer_state": state, "dev": results},
             )
         write_json(out_dir / "metrics.json", {"history": history, "best": best})
