@@ -85,6 +85,7 @@ def _sha256(path: Path) -> str:
 
 
 def _tokenizer_id(model: str) -> str:
+    model = str(model)
     # A local folder is identified by its absolute path, a hub name by itself.
     path = Path(model)
     return str(path.resolve()) if path.is_dir() else model
@@ -177,7 +178,7 @@ def main(cfg: PreproConfig, log: Callable[[str], None] = print) -> dict[str, str
     """Tokenize every selected canonical file; returns ``{output path: "written"|"up to date"}``."""
     task_defs = load_task_defs(*cfg.task_defs)
     root = Path(cfg.root_dir)
-    out_dir = Path(cfg.output_dir) if cfg.output_dir else root / model_tag(cfg.model)
+    out_dir = Path(cfg.output_dir) if cfg.output_dir else root / model_tag(str(cfg.model))
     files = select_files(task_defs, root, cfg.tasks)
     if not files:
         log(f"nothing to do: no canonical {{task}}_{{split}}.tsv files in {root}")
