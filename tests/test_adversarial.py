@@ -137,6 +137,7 @@ def test_config_fields_have_help_and_defaults():
     for f in dataclasses.fields(AdvConfig):
         assert f.metadata.get("help"), f.name
         assert f.default is not dataclasses.MISSING, f.name
+        assert not isinstance(f.type, str), f.name  # the trainer builds its CLI from the types
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ the papers (eps=1e-5, eta=1e-4, sigma^2=1e-5 for TAT), which on real word
 embeddings (norm ~1) perturbs by about 1e-5 of their size.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the trainer reads field.type to build
+# its command line, so the types must be real objects, not strings.
 from dataclasses import dataclass, field
 
 P_NORMS = ("inf", "l2")
