@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.stats import rankdata
 
 from data_utils.task_def import TaskDef
 
@@ -86,6 +85,23 @@ def _correlation(x: np.ndarray, y: np.ndarray) -> float:
 def pearson(predictions, labels) -> float:
     predictions, labels = _check(predictions, labels)
     return _correlation(predictions, labels)
+
+
+def rankdata(values: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties averaged (scipy.stats.rankdata's default), in numpy only.
+
+    The training runtime needs no scipy; the tests compare against scipy.
+    """
+    values = np.asarray(values)
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    # Start of each run of equal values, and the mean 1-based rank of each run.
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    mean_rank = (starts + ends + 1) / 2.0
+    ranks = np.empty(len(values), dtype=float)
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
 
 
 def spearman(predictions, labels) -> float:

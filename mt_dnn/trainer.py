@@ -284,7 +284,7 @@ def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
                     batches.set_postfix(loss=f"{means['loss']:.4f}", ex_s=f"{speed:.1f}")
                 log = Accumulator.empty()
         train_seconds = time.perf_counter() - started
-        reg_logs = regularizer.end_epoch(epoch, out_dir, writer) or {}
+        reg_logs = regularizer.end_epoch(epoch + 1, out_dir, writer) or {}
 
         results = {}
         for dataset in eval_sets:
@@ -298,7 +298,7 @@ def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
             "epoch": epoch + 1,
             "train_seconds": round(train_seconds, 2),
             "train_examples_per_s": round(n_examples / max(train_seconds, 1e-9), 2),
-            "adv_skipped_steps": int(getattr(regularizer, "skipped_steps", 0)),
+            "adv_skipped_steps": regularizer.skipped_steps,
             "dev": results,
             **({"regularizer": reg_logs} if reg_logs else {}),
         }

@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Two cores: one intra-op thread per test process keeps the suite fast even when
+# something else (a training run, a second pytest) shares the machine.
+torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -108,3 +108,14 @@ def test_compute_metrics_follows_task_def():
         "pearson": pytest.approx(100 * pearsonr(values, values**2)[0]),
         "spearman": pytest.approx(100.0),
     }
+
+
+def test_numpy_rankdata_matches_scipy_with_ties():
+    from scipy.stats import rankdata as scipy_rankdata
+
+    from mt_dnn.metrics import rankdata
+
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        values = rng.integers(0, 6, size=int(rng.integers(1, 40))).astype(float)
+        np.testing.assert_allclose(rankdata(values), scipy_rankdata(values))

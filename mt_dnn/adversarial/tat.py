@@ -234,7 +234,11 @@ class TargetedRegularizer(Regularizer):
         for name, (names, matrix) in logged.items():
             if out_dir is None and writer is None:
                 break
-            fig = confusion.plot_confusion(matrix, names, f"{name}: training, epoch {epoch}")
+            try:
+                fig = confusion.plot_confusion(matrix, names, f"{name}: training, epoch {epoch}")
+            except ImportError:  # matplotlib is optional at run time; the JSON is the record
+                print("TAT: matplotlib is not installed; confusion plots skipped")
+                break
             if out_dir is not None:
                 fig.savefig(Path(out_dir) / f"tat_confusion_{name}_epoch{epoch}.png", dpi=100)
             if writer is not None:

