@@ -14,7 +14,13 @@ from data_utils.task_def import TaskDef, load_task_defs
 from mt_dnn.checkpoint import load_checkpoint, read_meta
 from mt_dnn.config import DEFAULT_TASK_DEFS, write_json
 from mt_dnn.evaluation import evaluate, prediction_strings
-from mt_dnn.trainer import TrainingError, dataset_path, resolve_amp, resolve_device
+from mt_dnn.trainer import (
+    TrainingError,
+    dataset_path,
+    resolve_amp,
+    resolve_dataset_names,
+    resolve_device,
+)
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -72,30 +78,6 @@ def predict_parser() -> argparse.ArgumentParser:
     return p
 
 
-def resolve_datasets(names: Sequence[str], task_defs: dict[str, TaskDef], data_dir: Path):
-    out = []
-    for name in names:
-        if name in task_defs:
-            task = task_defs[name]
-            found = [
-                s
-                for s in task.dev_splits + task.test_splits
-                if dataset_path(data_dir, name, s).is_file()
-            ]
-            if not found:
-                raise TrainingError(f"no tokenized dev/test split of '{name}' in {data_dir}")
-            out.extend((task, split) for split in found)
-            continue
-        for task in task_defs.values():
-            prefix = task.name + "_"
-            if name.startswith(prefix) and name[len(prefix) :] in task.splits:
-                out.append((task, name[len(prefix) :]))
-                break
-        else:
-            raise TrainingError(f"--datasets: '{name}' is neither a task nor a task_split")
-    return out
-
-
 def predict(args: argparse.Namespace) -> dict:
     from mt_dnn.confusion import confusion_matrix, save_confusion
     from mt_dnn.submission import check_submission_file, write_submission
@@ -120,7 +102,13 @@ def predict(args: argparse.Namespace) -> dict:
     all_metrics: dict[str, dict] = {}
     confusions = {}
     submission_files = {}
-    for task, split in resolve_datasets(names, task_defs, data_dir):
+
+    def present_splits(task: TaskDef) -> list[str]:
+        splits = task.dev_splits + task.test_splits
+        return [s for s in splits if dataset_path(data_dir, task.name, s).is_file()]
+
+    datasets = resolve_dataset_names(names, task_defs, present_splits, "--datasets")
+    for task, split in datasets:
         path = dataset_path(data_dir, task.name, split)
         if not path.is_file():
             raise TrainingError(f"{path}: not found; run prepro_std.py for {task.name}_{split}")

@@ -14,7 +14,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,15 +93,19 @@ def load_split(
     return dataset
 
 
-def parse_eval_names(names, task_defs: Mapping[str, TaskDef]) -> list[tuple[TaskDef, str]]:
-    """``rte`` -> every dev split of rte; ``mnli_dev_matched`` -> that one split."""
+def resolve_dataset_names(
+    names, task_defs: Mapping[str, TaskDef], whole_task: Callable[[TaskDef], list[str]], flag: str
+) -> list[tuple[TaskDef, str]]:
+    """Dataset names -> (task, split): ``mnli_dev_matched`` is that one split; a bare
+    task name ``rte`` expands to the splits ``whole_task(task)`` picks."""
     out = []
     for name in names:
         if name in task_defs:
             task = task_defs[name]
-            if not task.dev_splits:
-                raise TrainingError(f"task '{name}' has no dev split to evaluate")
-            out.extend((task, split) for split in task.dev_splits)
+            splits = whole_task(task)
+            if not splits:
+                raise TrainingError(f"{flag}: task '{name}' has no split to use here")
+            out.extend((task, split) for split in splits)
             continue
         for task in task_defs.values():
             prefix = task.name + "_"
@@ -110,7 +114,7 @@ def parse_eval_names(names, task_defs: Mapping[str, TaskDef]) -> list[tuple[Task
                 break
         else:
             raise TrainingError(
-                f"--test_datasets: '{name}' is neither a task ({', '.join(sorted(task_defs))}) "
+                f"{flag}: '{name}' is neither a task ({', '.join(sorted(task_defs))}) "
                 f"nor a task_split such as rte_dev"
             )
     return out
@@ -165,7 +169,9 @@ def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
     eval_names = cfg.test_datasets or tuple(cfg.train_datasets)
     eval_sets = [
         load_split(data_dir, task, split, cfg.max_seq_len, cfg.max_eval_samples)
-        for task, split in parse_eval_names(eval_names, task_defs)
+        for task, split in resolve_dataset_names(
+            eval_names, task_defs, lambda task: list(task.dev_splits), "--test_datasets"
+        )
     ]
 
     device = resolve_device(cfg.device)

@@ -1,0 +1,192 @@
+"""The training loop end to end on a tiny encoder saved to disk, and golden losses."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from data_utils.task_def import load_task_defs
+from mt_dnn.adversarial import REGULARIZERS, AdvConfig, build_regularizer
+from mt_dnn.checkpoint import load_checkpoint
+from mt_dnn.config import TrainConfig
+from mt_dnn.trainer import TrainingError, resolve_dataset_names, train
+from tests.tiny import CLS_TASK, REG_TASK, TASKS, VOCAB, tiny_batch, tiny_encoder, tiny_model
+
+# Loss, adversarial term and gradient norm of one step of each regularizer on the
+# tiny BERT (seeded model, batch and regularizer). A change here is a change in
+# the numbers every user gets: update only with a reason in the commit message.
+GOLDEN = {
+    ("none", "tiny_cls"): (1.5214053392410278, 0.0, 17.460958177773755),
+    ("none", "tiny_reg"): (0.5477460026741028, 0.0, 45.40523781422187),
+    ("smart", "tiny_cls"): (1.523417353630066, 0.0020119771361351013, 17.437202220778257),
+    ("smart", "tiny_reg"): (0.5596665740013123, 0.011920586228370667, 45.47107407152196),
+    ("tat", "tiny_cls"): (1.5240213871002197, 0.002616018522530794, 17.451274477238034),
+    ("tat", "tiny_reg"): (0.5596617460250854, 0.011915741488337517, 45.48330348849778),
+    ("freelb", "tiny_cls"): (1.5631150007247925, 0.04170966148376465, 17.614720656883325),
+    ("freelb", "tiny_reg"): (0.6277438402175903, 0.07999783754348755, 49.00341224584629),
+    ("r3f", "tiny_cls"): (1.5214760303497314, 7.064201781759039e-05, 17.460666554499692),
+    ("r3f", "tiny_reg"): (0.5482113361358643, 0.0004653572686947882, 45.40959734368416),
+}
+
+
+@pytest.mark.parametrize("key", sorted(GOLDEN))
+def test_golden_step_values(key):
+    name, task_name = key
+    assert set(REGULARIZERS) == {n for n, _ in GOLDEN}  # a new method needs golden values
+    task = TASKS[task_name]
+    model = tiny_model("bert")
+    extra = {"adv_k": 2} if name == "freelb" else {}
+    reg = build_regularizer(AdvConfig(adv=name, adv_seed=3, **extra), TASKS)
+    out = reg.step(model, tiny_batch(task, seed=5), task, lambda loss: loss.backward())
+    grads = [p.grad.double() for p in model.parameters() if p.grad is not None]
+    grad_norm = torch.sqrt(sum((g**2).sum() for g in grads)).item()
+    loss, adv, norm = GOLDEN[key]
+    assert out.loss == pytest.approx(loss, rel=1e-4)
+    assert out.adv_loss == pytest.approx(adv, rel=1e-3, abs=1e-7)
+    assert grad_norm == pytest.approx(norm, rel=1e-4)
+
+
+@pytest.fixture()
+def tiny_setup(tmp_path):
+    """A tiny BERT saved as a pretrained folder, a task YAML and tokenized data."""
+    model_dir = tmp_path / "tiny-bert"
+    encoder = tiny_encoder("bert")
+    # No dropout: runs that split batches differently must see the same function.
+    encoder.config.hidden_dropout_prob = encoder.config.attention_probs_dropout_prob = 0.0
+    encoder.save_pretrained(model_dir)
+    yml = tmp_path / "tasks.yml"
+    yml.write_text(
+        "tcls: {task_type: classification, labels: [a, b, c], metrics: [accuracy, mcc]}\n"
+        "treg: {task_type: regression, metrics: [pearson, spearman], loss: mse,"
+        " adv_loss: mse, label_range: [0, 5]}\n"
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for task in ("tcls", "treg"):
+        for split, n in (("train", 40), ("dev", 12)):
+            with (data / f"{task}_{split}.json").open("w") as fh:
+                for i in range(n):
+                    ids = rng.integers(5, VOCAB, size=int(rng.integers(3, 12))).tolist()
+                    # a learnable signal: the label follows the first token
+                    label = ids[0] % 3 if task == "tcls" else float(ids[0] % 6) * 5 / 6
+                    row = {
+                        "uid": str(i),
+                        "label": label,
+                        "input_ids": ids,
+                        "token_type_ids": [0] * len(ids),
+                    }
+                    fh.write(json.dumps(row) + "\n")
+    return model_dir, yml, data
+
+
+def make_cfg(tiny_setup, tmp_path, **kw) -> TrainConfig:
+    model_dir, yml, data = tiny_setup
+    base = dict(
+        task_def=(str(yml),),
+        train_datasets=("tcls", "treg"),
+        data_dir=str(data),
+        init_checkpoint=str(model_dir),
+        output_dir=str(tmp_path / "out"),
+        epochs=2,
+        batch_size=8,
+        batch_size_eval=5,
+        learning_rate=1e-3,
+        progress=False,
+        log_every=1,
+        seed=1,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("method", list(REGULARIZERS))
+def test_train_writes_metrics_config_and_a_loadable_checkpoint(tiny_setup, tmp_path, method):
+    cfg = make_cfg(tiny_setup, tmp_path)
+    result = train(cfg, AdvConfig(adv=method))
+    out = tmp_path / "out"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert set(metrics["history"][0]["dev"]) == {"tcls_dev", "treg_dev"}
+    assert set(metrics["history"][0]["dev"]["tcls_dev"]) == {"accuracy", "mcc"}
+    assert result["best"]["tcls_dev"]["epoch"] in (1, 2)
+    config = json.loads((out / "config.json").read_text())
+    assert config["adv"] == method and config["pooling"] == "cls"
+    model, heads, meta = load_checkpoint(out)
+    assert set(heads) == {"tcls", "treg"}
+    assert meta["trainer_state"]["epoch"] == 2
+    assert meta["trainer_state"]["sampler"]["epoch"] == 1
+    json.dumps(meta["trainer_state"]["regularizer"])  # JSON, not pickle
+    assert (out / "best" / "model.safetensors").is_file()
+
+
+def test_same_seed_same_run(tiny_setup, tmp_path):
+    first = train(make_cfg(tiny_setup, tmp_path, output_dir=str(tmp_path / "a")), AdvConfig())
+    second = train(make_cfg(tiny_setup, tmp_path, output_dir=str(tmp_path / "b")), AdvConfig())
+    assert first["history"][-1]["dev"] == second["history"][-1]["dev"]
+    a, _, _ = load_checkpoint(tmp_path / "a")
+    b, _, _ = load_checkpoint(tmp_path / "b")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+
+
+def test_gradient_accumulation_averages_micro_batches(tiny_setup, tmp_path):
+    """Two micro-batches of 4 with accumulation 2 take the step one batch of 8 takes.
+
+    (Adam's step barely depends on the gradient's scale, so this checks that both
+    micro-batches reach one step, not the 1/accum scaling itself.)
+    """
+    common = dict(
+        train_datasets=("tcls",),
+        epochs=1,
+        group_by_length=False,
+        warmup=0.0,
+        global_grad_clipping=0.0,
+        max_train_samples=8,
+        dropout=0.0,
+    )
+    one = make_cfg(tiny_setup, tmp_path, output_dir=str(tmp_path / "one"), batch_size=8, **common)
+    two = make_cfg(
+        tiny_setup,
+        tmp_path,
+        output_dir=str(tmp_path / "two"),
+        batch_size=4,
+        grad_accumulation_step=2,
+        **common,
+    )
+    train(one, AdvConfig())
+    train(two, AdvConfig())
+    a, _, _ = load_checkpoint(tmp_path / "one")
+    b, _, _ = load_checkpoint(tmp_path / "two")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_dataset_names_expand_tasks_and_reject_unknown_names():
+    defs = load_task_defs("experiments/glue/glue_task_def.yml")
+    dev = resolve_dataset_names(["mnli", "rte_test"], defs, lambda t: list(t.dev_splits), "--x")
+    assert [(t.name, s) for t, s in dev] == [
+        ("mnli", "dev_matched"),
+        ("mnli", "dev_mismatched"),
+        ("rte", "test"),
+    ]
+    with pytest.raises(TrainingError, match="'rte_tst' is neither a task"):
+        resolve_dataset_names(["rte_tst"], defs, lambda t: [], "--x")
+    with pytest.raises(TrainingError, match="task 'ax' has no split"):
+        resolve_dataset_names(["ax"], defs, lambda t: list(t.dev_splits), "--x")
+
+
+def test_missing_data_names_the_file(tiny_setup, tmp_path):
+    cfg = make_cfg(tiny_setup, tmp_path, data_dir=str(tmp_path / "nowhere"))
+    with pytest.raises(TrainingError, match=r"tcls_train.json: not found; run prepro_std.py"):
+        train(cfg, AdvConfig())
+
+
+def test_regression_with_a_classification_divergence_is_refused(tiny_setup, tmp_path):
+    _, yml, _ = tiny_setup
+    yml.write_text(yml.read_text().replace("adv_loss: mse", "adv_loss: symmetric_kl"))
+    with pytest.raises(TrainingError, match="adv_loss"):
+        train(make_cfg(tiny_setup, tmp_path), AdvConfig(adv="smart"))
