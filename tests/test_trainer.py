@@ -13,7 +13,7 @@ from mt_dnn.adversarial import REGULARIZERS, AdvConfig, build_regularizer
 from mt_dnn.checkpoint import load_checkpoint
 from mt_dnn.config import TrainConfig
 from mt_dnn.trainer import TrainingError, resolve_dataset_names, train
-from tests.tiny import CLS_TASK, REG_TASK, TASKS, VOCAB, tiny_batch, tiny_encoder, tiny_model
+from tests.tiny import TASKS, VOCAB, tiny_batch, tiny_encoder, tiny_model
 
 # Loss, adversarial term and gradient norm of one step of each regularizer on the
 # tiny BERT (seeded model, batch and regularizer). A change here is a change in

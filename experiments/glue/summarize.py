@@ -42,7 +42,9 @@ def main() -> int:
         std = statistics.stdev(scores) if len(scores) > 1 else float("nan")
         seeds = ", ".join(f"s{seed}: {s:.2f} ({e})" for seed, s, e in sorted(rows))
         wall = statistics.mean(seconds[group])
-        print(f"| {group} | {metric} | {statistics.mean(scores):.2f} | {std:.2f} | {seeds} | {wall:.0f} |")
+        print(
+            f"| {group} | {metric} | {statistics.mean(scores):.2f} | {std:.2f} | {seeds} | {wall:.0f} |"
+        )
     return 0
 
 
