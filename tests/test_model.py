@@ -88,3 +88,52 @@ def test_checkpoint_pooling_reads_sentence_transformers_config(tmp_path):
 def test_unknown_pooling_is_an_error():
     with pytest.raises(ValueError, match="pooling"):
         MultiTaskModel(tiny_encoder(), TASKS, pooling="max")
+
+
+def _tiny_config(kind: str):
+    from transformers import (
+        DebertaV2Config,
+        ElectraConfig,
+        RobertaConfig,
+        XLMRobertaConfig,
+    )
+
+    common = dict(
+        vocab_size=60,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=72,
+        pad_token_id=1,
+    )
+    return {
+        "roberta": lambda: RobertaConfig(**common, type_vocab_size=1),
+        "xlm-roberta": lambda: XLMRobertaConfig(**common, type_vocab_size=1),
+        "deberta-v2": lambda: DebertaV2Config(**common, type_vocab_size=0),
+        "electra": lambda: ElectraConfig(**common, embedding_size=16),
+    }[kind]()
+
+
+@pytest.mark.parametrize("kind", ["roberta", "xlm-roberta", "deberta-v2", "electra"])
+def test_other_encoder_families_take_the_embeddings_path(kind):
+    """Each supported family runs from inputs_embeds, matches its own input_ids path on
+    real tokens, and reproduces the clean forward exactly under a zero perturbation."""
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    encoder = AutoModel.from_config(_tiny_config(kind)).eval()
+    model = MultiTaskModel(encoder, TASKS, pooling="mean", dropout=0.0)
+    batch = tiny_batch(CLS_TASK)
+    batch["input_ids"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, 1)
+    assert model.pad_token_id == 1
+    clean = model(batch, CLS_TASK.name)
+    embeds = model.embed(batch)
+    assert torch.equal(clean, model.forward_embeds(embeds + 0.0, batch, CLS_TASK.name))
+    kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    if model.uses_token_types:
+        kwargs["token_type_ids"] = batch["token_type_ids"]
+    reference = encoder(**kwargs).last_hidden_state
+    mask = batch["attention_mask"].bool()
+    ours = model.encode_embeds(embeds, batch)
+    torch.testing.assert_close(ours[mask], reference[mask], rtol=1e-5, atol=1e-5)
