@@ -79,7 +79,7 @@ def predict_parser() -> argparse.ArgumentParser:
 
 
 def predict(args: argparse.Namespace) -> dict:
-    from mt_dnn.confusion import confusion_matrix, save_confusion
+    from mt_dnn.confusion import confusion_matrix, label_names, save_confusion
     from mt_dnn.submission import check_submission_file, write_submission
 
     ckpt = Path(args.checkpoint)
@@ -137,8 +137,9 @@ def predict(args: argparse.Namespace) -> dict:
             all_metrics[name] = result["metrics"]
             line += " | " + ", ".join(f"{k}={v:.2f}" for k, v in result["metrics"].items())
             if args.confusion_out and result["head"] == task.name:
-                confusions[task.name] = confusion_matrix(
-                    task, result["predictions"], result["labels"]
+                confusions[task.name] = (
+                    label_names(task),
+                    confusion_matrix(task, result["predictions"], result["labels"]),
                 )
         print(line)
         if args.glue_submission and split in task.submission:

@@ -190,3 +190,43 @@ def test_regression_with_a_classification_divergence_is_refused(tiny_setup, tmp_
     yml.write_text(yml.read_text().replace("adv_loss: mse", "adv_loss: symmetric_kl"))
     with pytest.raises(TrainingError, match="adv_loss"):
         train(make_cfg(tiny_setup, tmp_path), AdvConfig(adv="smart"))
+
+
+def test_predict_confusion_file_drives_tat_oracle_mode(tiny_setup, tmp_path):
+    """predict.py --confusion_out writes what --tat_oracle reads, and the oracle stays fixed."""
+    from mt_dnn.confusion import load_confusion
+    from mt_dnn.predict import predict, predict_parser
+
+    _, yml, data = tiny_setup
+    train(make_cfg(tiny_setup, tmp_path, epochs=1), AdvConfig())
+    oracle = tmp_path / "dev_confusion.json"
+    args = predict_parser().parse_args(
+        [
+            "--checkpoint",
+            str(tmp_path / "out"),
+            "--datasets",
+            "tcls_dev,treg_dev",
+            "--task_def",
+            str(yml),
+            "--confusion_out",
+            str(oracle),
+            "--progress",
+            "0",
+        ]
+    )
+    metrics = predict(args)
+    assert set(metrics) == {"tcls_dev", "treg_dev"}
+    matrices = load_confusion(oracle)
+    assert matrices["tcls"][1].shape == (3, 3) and matrices["tcls"][1].sum() == 12
+    assert matrices["treg"][1].shape == (10, 10) and matrices["treg"][1].sum() == 12
+    assert (tmp_path / "out" / "predictions" / "tcls_dev.jsonl").is_file()
+
+    out2 = tmp_path / "oracle_run"
+    adv = AdvConfig(adv="tat", tat_oracle=str(oracle))
+    train(make_cfg(tiny_setup, tmp_path, epochs=2, output_dir=str(out2)), adv)
+    _, _, meta = load_checkpoint(out2)
+    state = meta["trainer_state"]["regularizer"]
+    assert state["steps"] > 0
+    expected = np.asarray(state["tasks"]["tcls"]["expected"])
+    rows = matrices["tcls"][1] / np.maximum(matrices["tcls"][1].sum(1, keepdims=True), 1)
+    np.testing.assert_allclose(expected[rows.sum(1) > 0], rows[rows.sum(1) > 0], rtol=1e-6)
