@@ -32,23 +32,22 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return proc
 
 
-@pytest.fixture(scope="module")
-def minilm_data(tmp_path_factory, data_real_dir, data_minilm_path) -> Path:
-    root = tmp_path_factory.mktemp("data")
+def prepro(glue_dir: Path, root: Path, model: str, tasks: list[str]) -> Path:
+    """The real raw -> canonical -> tokenized steps for some GLUE tasks; the tokenized folder."""
     run(
         "experiments/glue/glue_prepro.py",
         "--glue_dir",
-        str(data_real_dir / "glue"),
+        str(glue_dir),
         "--out_dir",
         str(root),
         "--tasks",
-        *TASKS,
+        *tasks,
     )
-    out = root / "minilm"
+    out = root / "tokenized"
     run(
         "prepro_std.py",
         "--model",
-        data_minilm_path,
+        model,
         "--root_dir",
         str(root),
         "--output_dir",
@@ -56,9 +55,14 @@ def minilm_data(tmp_path_factory, data_real_dir, data_minilm_path) -> Path:
         "--max_seq_len",
         "128",
         "--tasks",
-        *TASKS,
+        *tasks,
     )
     return out
+
+
+@pytest.fixture(scope="module")
+def minilm_data(tmp_path_factory, data_real_dir, data_minilm_path) -> Path:
+    return prepro(data_real_dir / "glue", tmp_path_factory.mktemp("data"), data_minilm_path, TASKS)
 
 
 def train_args(data_dir: Path, out: Path, model: str, tasks: str, *extra: str) -> list[str]:
@@ -184,33 +188,11 @@ MPNET = Path(os.environ.get("MTDNN_MPNET_DIR", ROOT / "models" / "all-mpnet-base
     not MPNET.is_dir(), reason=f"MPNet not installed at {MPNET} (experiments/models/get_mpnet.sh)"
 )
 def test_mpnet_without_token_type_ids(tmp_path, data_real_dir):
-    root = tmp_path / "data"
-    run(
-        "experiments/glue/glue_prepro.py",
-        "--glue_dir",
-        str(data_real_dir / "glue"),
-        "--out_dir",
-        str(root),
-        "--tasks",
-        "rte",
-    )
-    run(
-        "prepro_std.py",
-        "--model",
-        str(MPNET),
-        "--root_dir",
-        str(root),
-        "--output_dir",
-        str(root / "mpnet"),
-        "--max_seq_len",
-        "128",
-        "--tasks",
-        "rte",
-    )
-    first = json.loads((root / "mpnet" / "rte_train.json").read_text().splitlines()[0])
+    data = prepro(data_real_dir / "glue", tmp_path / "data", str(MPNET), ["rte"])
+    first = json.loads((data / "rte_train.json").read_text().splitlines()[0])
     assert "token_type_ids" not in first
     out = tmp_path / "run"
-    run(*train_args(root / "mpnet", out, str(MPNET), "rte", "--adv", "smart"))
+    run(*train_args(data, out, str(MPNET), "rte", "--adv", "smart"))
     run("predict.py", "--checkpoint", str(out), "--datasets", "rte_dev", "--progress", "0")
     assert (
         json.loads((out / "checkpoint.json").read_text())["encoder_config"]["model_type"] == "mpnet"

@@ -138,9 +138,8 @@ class Regularizer:
 
     # -- helpers for the methods ------------------------------------------------------
 
-    def skip(self, clean: Clean, backward: Backward) -> StepOutput:
-        """Non-finite perturbation gradient: train on the task loss alone, count it."""
-        self.skipped_steps += 1
+    def plain(self, clean: Clean, backward: Backward, skipped: bool = False) -> StepOutput:
+        """Backward on the task loss alone: plain training, or a skipped adversarial step."""
         backward(clean.loss)
         return StepOutput(
             loss=float(clean.loss.detach()),
@@ -148,8 +147,13 @@ class Regularizer:
             adv_loss=0.0,
             logits=clean.logits.detach(),
             delta_norm_ratio=None,
-            skipped=True,
+            skipped=skipped,
         )
+
+    def skip(self, clean: Clean, backward: Backward) -> StepOutput:
+        """Non-finite perturbation gradient: train on the task loss alone, count it."""
+        self.skipped_steps += 1
+        return self.plain(clean, backward, skipped=True)
 
     def finish(
         self, clean: Clean, adv: Tensor, delta: Tensor | None, backward: Backward

@@ -17,11 +17,4 @@ class NoRegularizer(Regularizer):
 
     def step(self, model, batch, task, backward) -> StepOutput:
         self.steps += 1
-        clean = clean_forward(model, batch, task)
-        backward(clean.loss)
-        return StepOutput(
-            loss=float(clean.loss.detach()),
-            task_loss=float(clean.loss.detach()),
-            adv_loss=0.0,
-            logits=clean.logits.detach(),
-        )
+        return self.plain(clean_forward(model, batch, task), backward)
