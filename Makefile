@@ -33,6 +33,7 @@ mpnet: setup
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy data_utils mt_dnn
 
 format: setup
 	$(PY) -m ruff format .

@@ -24,6 +24,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from data_utils.errors import DataError
@@ -141,6 +142,16 @@ class _RowBuilder:
         return self.result
 
 
+def _by_header(fields: Sequence[str], position: Mapping[str, int], col: Column) -> str:
+    assert isinstance(col, str), f"a layout with a header names columns, not {col!r}"
+    return fields[position[col]]
+
+
+def _by_position(values: Sequence[str], col: Column) -> str:
+    assert isinstance(col, int), f"a header-less layout names columns by position, not {col!r}"
+    return values[col]
+
+
 def read_tsv(paths: Sequence[Path], layout: Layout) -> ReadResult:
     """Tab-separated file with a header; columns by name, every row as wide as the header."""
     (path,) = paths
@@ -170,7 +181,7 @@ def read_tsv(paths: Sequence[Path], layout: Layout) -> ReadResult:
                 number,
                 f"expected {width} tab-separated fields (as in the header), found {len(fields)}",
             )
-        builder.add(number, lambda col, fields=fields: fields[position[col]])
+        builder.add(number, partial(_by_header, fields, position))
     return builder.finish()
 
 
@@ -187,7 +198,7 @@ def read_tsv_noheader(paths: Sequence[Path], layout: Layout) -> ReadResult:
                 number,
                 f"expected {layout.n_fields} tab-separated fields, found {len(fields)}",
             )
-        builder.add(number, lambda col, fields=fields: fields[col])
+        builder.add(number, partial(_by_position, fields))
     return builder.finish()
 
 
@@ -233,7 +244,7 @@ def read_lines(paths: Sequence[Path], layout: Layout) -> ReadResult:
     builder = _RowBuilder(paths[0], layout)
     for i in range(sizes[0]):
         values = [lines[i][1] for lines in columns]
-        builder.add(i + 1, lambda col, values=values: values[col])
+        builder.add(i + 1, partial(_by_position, values))
     return builder.finish()
 
 

@@ -83,10 +83,10 @@ def _apportion(total: int, weights: Sequence[float]) -> list[int]:
 
 def padding_fraction(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> float:
     """Fraction of the padded [B, T] cells that are padding, over all ``batches``."""
-    lengths = np.asarray(lengths)
+    all_lengths = np.asarray(lengths)
     cells = real = 0
     for batch in batches:
-        lens = lengths[np.asarray(batch, dtype=np.int64)]
+        lens = all_lengths[np.asarray(batch, dtype=np.int64)]
         cells += len(lens) * int(lens.max())
         real += int(lens.sum())
     return 1.0 - real / cells if cells else 0.0

@@ -216,7 +216,9 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, title: str) -
     group = parser.add_argument_group(title)
     for f in dataclasses.fields(cls):
         hint = _field_type(cls, f)
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = f.default
+        if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
         choices_help = f.metadata.get("help", "")
         group.add_argument(
             f"--{f.name}",

@@ -68,11 +68,11 @@ def bin_labels(label_range: tuple[float, float], n_bins: int = 10) -> list[str]:
 def label_names(task_def: TaskDef, n_bins: int = 10) -> list[str]:
     """Row/column names of a task's confusion matrix."""
     if task_def.task_type is TaskType.REGRESSION:
-        return bin_labels(_label_range(task_def), n_bins)
+        return bin_labels(label_range_of(task_def), n_bins)
     return list(task_def.labels or ())
 
 
-def _label_range(task_def: TaskDef) -> tuple[float, float]:
+def label_range_of(task_def: TaskDef) -> tuple[float, float]:
     if task_def.label_range is None:
         raise ValueError(
             f"task '{task_def.name}': a regression task needs label_range to be binned"
@@ -90,7 +90,7 @@ def confusion_matrix(task_def: TaskDef, predictions, labels, n_bins: int = 10) -
     predictions = _as_numpy(predictions)
     labels = _as_numpy(labels)
     if task_def.task_type is TaskType.REGRESSION:
-        label_range = _label_range(task_def)
+        label_range = label_range_of(task_def)
         n = n_bins
         pred_ids = bin_index(predictions.reshape(-1), label_range, n_bins)
         gold_ids = bin_index(labels.reshape(-1), label_range, n_bins)

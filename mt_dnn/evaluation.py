@@ -46,7 +46,7 @@ def choose_head(task: TaskDef, heads: Mapping[str, TaskDef]) -> HeadChoice:
                 raise ValueError(
                     f"task '{task.name}': zero_shot[{head_name}] does not map {missing}"
                 )
-            ids = [task.label_to_id(mapping[label]) for label in head.labels]
+            ids = [task.label_to_id(mapping[label]) for label in head.labels or ()]
             return HeadChoice(head.name, np.asarray(ids))
     raise ValueError(
         f"no head of this model can score task '{task.name}': the model has heads "

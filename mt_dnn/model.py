@@ -13,11 +13,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from data_utils.task_def import TaskDef, TaskType
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 POOLINGS = ("cls", "mean")
 
@@ -53,7 +57,7 @@ class TaskHead(nn.Module):
 class MultiTaskModel(nn.Module):
     def __init__(
         self,
-        encoder: nn.Module,
+        encoder: PreTrainedModel,
         task_defs: Mapping[str, TaskDef],
         pooling: str = "cls",
         dropout: float | None = None,
@@ -63,7 +67,7 @@ class MultiTaskModel(nn.Module):
         # The pretrained pooler (dense + tanh on [CLS]) is unused by our heads;
         # dropping it keeps every parameter in the graph (DDP needs that).
         if getattr(encoder, "pooler", None) is not None:
-            encoder.pooler = None
+            encoder.register_module("pooler", None)
         hidden = encoder.config.hidden_size
         self.pooling = pooling
         self.heads = nn.ModuleDict(
@@ -109,7 +113,7 @@ def checkpoint_pooling(name_or_path: str) -> str:
     return "cls"
 
 
-def load_encoder(name_or_path: str) -> nn.Module:
+def load_encoder(name_or_path: str) -> PreTrainedModel:
     """A pretrained encoder from a local folder or a hub name."""
     from transformers import AutoModel
 
@@ -118,7 +122,7 @@ def load_encoder(name_or_path: str) -> nn.Module:
     return AutoModel.from_pretrained(name_or_path, dtype=torch.float32)
 
 
-def encoder_from_config(config: Mapping) -> nn.Module:
+def encoder_from_config(config: Mapping) -> PreTrainedModel:
     """An encoder with random weights from a saved ``config.to_dict()``: checkpoint loading."""
     from transformers import AutoConfig, AutoModel
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 
 import torch
-from torch import nn
+
+from mt_dnn.model import MultiTaskModel
 
 _LAYER = re.compile(r"\.layers?\.(\d+)\.")
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
@@ -32,7 +33,7 @@ def _depth(name: str, n_layers: int) -> int:
 
 
 def parameter_groups(
-    model: nn.Module,
+    model: MultiTaskModel,
     learning_rate: float,
     head_learning_rate: float,
     layer_decay: float,
@@ -57,7 +58,7 @@ def parameter_groups(
     return list(groups.values())
 
 
-def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+def build_optimizer(model: MultiTaskModel, cfg) -> torch.optim.Optimizer:
     groups = parameter_groups(
         model, cfg.learning_rate, cfg.head_learning_rate, cfg.layer_decay, cfg.weight_decay
     )

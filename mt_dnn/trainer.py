@@ -98,7 +98,7 @@ def resolve_dataset_names(
 ) -> list[tuple[TaskDef, str]]:
     """Dataset names -> (task, split): ``mnli_dev_matched`` is that one split; a bare
     task name ``rte`` expands to the splits ``whole_task(task)`` picks."""
-    out = []
+    out: list[tuple[TaskDef, str]] = []
     for name in names:
         if name in task_defs:
             task = task_defs[name]
@@ -131,7 +131,7 @@ class Accumulator:
     def empty(cls) -> Accumulator:
         return cls(total={})
 
-    def add(self, values: Mapping[str, float]) -> None:
+    def add(self, values: Mapping[str, float | None]) -> None:
         for key, value in values.items():
             if value is not None:
                 self.total[key] = self.total.get(key, 0.0) + float(value)
@@ -157,13 +157,15 @@ def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
             f"--train_datasets: unknown task(s) {unknown}; defined: {', '.join(sorted(task_defs))}"
         )
     train_tasks = {name: task_defs[name] for name in cfg.train_datasets}
+    train_splits: dict[str, str] = {}
     for task in train_tasks.values():
         if not task.train_split:
             raise TrainingError(f"task '{task.name}' has no train split")
+        train_splits[task.name] = task.train_split
     init = resolve_init_checkpoint(cfg.init_checkpoint)
     data_dir = cfg.data_dir or str(Path(DEFAULT_DATA_ROOT) / model_tag(init))
     train_sets = [
-        load_split(data_dir, t, t.train_split, cfg.max_seq_len, cfg.max_train_samples)
+        load_split(data_dir, t, train_splits[t.name], cfg.max_seq_len, cfg.max_train_samples)
         for t in train_tasks.values()
     ]
     eval_names = cfg.test_datasets or tuple(cfg.train_datasets)
@@ -241,12 +243,14 @@ def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
         log = Accumulator.empty()
         started = time.perf_counter()
         n_examples = 0
-        batches = enumerate(sampler)
+        bar = None
         if cfg.progress:
             from tqdm import tqdm
 
-            batches = tqdm(batches, total=len(sampler), desc=f"epoch {epoch + 1}/{cfg.epochs}")
-        for i, (task_index, indices) in batches:
+            bar = tqdm(total=len(sampler), desc=f"epoch {epoch + 1}/{cfg.epochs}")
+        for i, (task_index, indices) in enumerate(sampler):
+            if bar is not None:
+                bar.update(1)
             task = task_list[task_index]
             dataset = train_sets[task_index]
             rows = [dataset[j] for j in indices]
@@ -281,15 +285,17 @@ def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
                 speed = n_examples / (time.perf_counter() - started)
                 if grad_norm is not None:
                     means["grad_norm"] = float(grad_norm)
-                means["lr"] = scheduler.get_last_lr()[0]
+                means["lr"] = float(scheduler.get_last_lr()[0])
                 means["examples_per_s"] = speed
                 if writer:
                     for key, value in means.items():
                         writer.add_scalar(f"train/{key}", value, global_step)
-                if cfg.progress:
-                    batches.set_postfix(loss=f"{means['loss']:.4f}", ex_s=f"{speed:.1f}")
+                if bar is not None:
+                    bar.set_postfix(loss=f"{means['loss']:.4f}", ex_s=f"{speed:.1f}")
                 log = Accumulator.empty()
         train_seconds = time.perf_counter() - started
+        if bar is not None:
+            bar.close()
         reg_logs = regularizer.end_epoch(epoch + 1, out_dir, writer) or {}
 
         results = {}

@@ -112,6 +112,7 @@ class Regularizer:
     # -- state ------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
+        gen_state: dict | None
         if self._generator is not None:
             gen_state = {
                 "device": self._generator.device.type,

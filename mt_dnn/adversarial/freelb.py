@@ -102,6 +102,7 @@ class FreeLBRegularizer(Regularizer):
             delta = AF.project(delta + step, cfg.adv_epsilon * unit, mask, p, level)
         if skipped:
             self.skipped_steps += 1
+        assert clean_logits is not None and clean_loss is not None  # set before or at step 0
         return StepOutput(
             loss=total,
             task_loss=float(clean_loss),

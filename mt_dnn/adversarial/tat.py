@@ -109,7 +109,7 @@ class TargetedRegularizer(Regularizer):
         self.tally = {name: np.zeros((n, n)) for name, n in size.items()}
         self.seen = {name: np.zeros(n) for name, n in size.items()}
         self.oracle = cfg.tat_oracle is not None
-        if self.oracle:
+        if cfg.tat_oracle is not None:
             self._load_oracle(Path(cfg.tat_oracle))
 
     def _load_oracle(self, path: Path) -> None:
@@ -133,7 +133,7 @@ class TargetedRegularizer(Regularizer):
 
     def gold_ids(self, task: TaskDef, labels: torch.Tensor) -> torch.Tensor:
         if task.task_type is TaskType.REGRESSION:
-            bins = confusion.bin_index(labels, task.label_range, self.cfg.tat_bins)
+            bins = confusion.bin_index(labels, confusion.label_range_of(task), self.cfg.tat_bins)
             return torch.as_tensor(bins, device=labels.device)
         return labels.long()
 
@@ -141,14 +141,14 @@ class TargetedRegularizer(Regularizer):
         self, task: TaskDef, labels: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
         """A target per example: a class id, or for regression a value inside a target bin."""
-        weights = target_weights(self.expected[task.name], self.cfg.tat_smoothing)
-        weights = torch.as_tensor(weights, dtype=torch.float32, device=labels.device)
+        table = target_weights(self.expected[task.name], self.cfg.tat_smoothing)
+        weights = torch.as_tensor(table, dtype=torch.float32, device=labels.device)
         targets = torch.multinomial(
             weights[self.gold_ids(task, labels)], 1, generator=generator
         ).squeeze(1)
         if task.task_type is not TaskType.REGRESSION:
             return targets
-        low, high = task.label_range
+        low, high = confusion.label_range_of(task)
         width = (high - low) / self.cfg.tat_bins
         u = torch.rand(targets.shape, generator=generator, device=labels.device)
         return low + (targets.float() + u) * width
