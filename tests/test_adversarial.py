@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -490,3 +491,11 @@ def test_tat_resume_samples_the_same_targets():
     fresh = TargetedRegularizer(cfg, TASKS)
     c = fresh.sample_targets(CLS_TASK, labels, fresh.generator(torch.device("cpu")))
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_freelb_with_one_step_warns_that_it_never_ascends():
+    with pytest.warns(UserWarning, match="no ascent step"):
+        build_regularizer(AdvConfig(adv="freelb", adv_k=1), TASKS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_regularizer(AdvConfig(adv="freelb", adv_k=2), TASKS)

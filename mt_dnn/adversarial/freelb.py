@@ -37,6 +37,8 @@ step; the number of backward calls does not change.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from mt_dnn.adversarial import functional as AF
@@ -46,6 +48,17 @@ from mt_dnn.losses import task_loss
 
 class FreeLBRegularizer(Regularizer):
     name = "freelb"
+
+    def __init__(self, cfg, task_defs):
+        super().__init__(cfg, task_defs)
+        if cfg.adv_k == 1:
+            # adv_k is shared with SMART/TAT, whose papers use K=1; for FreeLB that
+            # means training on the random initial delta only, which is rarely meant.
+            warnings.warn(
+                "FreeLB with adv_k=1 takes no ascent step (only the random start); "
+                "pass --adv_k 2 or more for adversarial training",
+                stacklevel=2,
+            )
 
     @property
     def backward_calls(self) -> int:
