@@ -106,7 +106,7 @@ def make_cfg(tiny_setup, tmp_path, **kw) -> TrainConfig:
 @pytest.mark.parametrize("method", list(REGULARIZERS))
 def test_train_writes_metrics_config_and_a_loadable_checkpoint(tiny_setup, tmp_path, method):
     cfg = make_cfg(tiny_setup, tmp_path)
-    result = train(cfg, AdvConfig(adv=method))
+    result = train(cfg, AdvConfig(adv=method, adv_k=2 if method == "freelb" else 1))
     out = tmp_path / "out"
     metrics = json.loads((out / "metrics.json").read_text())
     assert [h["epoch"] for h in metrics["history"]] == [1, 2]
