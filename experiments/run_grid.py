@@ -29,7 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_grid(path: Path) -> tuple[list[str], dict[str, dict]]:
-    grid = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        grid = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SystemExit(f"error: {path}: cannot read the grid: {exc}") from None
     if not isinstance(grid, dict) or not isinstance(grid.get("runs"), dict):
         raise SystemExit(f"error: {path}: expected keys 'common' (list) and 'runs' (mapping)")
     unknown = set(grid) - {"common", "runs"}
