@@ -22,11 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from data_utils.dataset import TaskDataset, collate  # noqa: E402
-from data_utils.task_def import load_task_defs  # noqa: E402
-from mt_dnn.adversarial import REGULARIZERS, AdvConfig, build_regularizer  # noqa: E402
-from mt_dnn.model import MultiTaskModel, checkpoint_pooling, load_encoder  # noqa: E402
-from mt_dnn.trainer import resolve_init_checkpoint  # noqa: E402
+from real_batch import all_regularizers, rte_model_and_batch  # noqa: E402
 
 
 def main() -> int:
@@ -38,16 +34,12 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=2, help="Passes over all methods (interleaved).")
     args = p.parse_args()
     torch.manual_seed(0)
-    rte = load_task_defs(ROOT / "experiments/glue/glue_task_def.yml")["rte"]
-    rows = TaskDataset.load(Path(args.data_dir) / "rte_train.json", rte, "train").rows
-    init = resolve_init_checkpoint(args.init_checkpoint)
-    model = MultiTaskModel(load_encoder(init), {"rte": rte}, checkpoint_pooling(init)).train()
+    init, rte, model, batch = rte_model_and_batch(
+        args.data_dir, args.init_checkpoint, args.batch_size
+    )
+    model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    batch = collate(rows[: args.batch_size], model.pad_token_id, rte)
-    regs = {}
-    for name in REGULARIZERS:
-        extra = {"adv_k": 2} if name == "freelb" else {}
-        regs[name] = build_regularizer(AdvConfig(adv=name, **extra), {"rte": rte})
+    regs = all_regularizers(rte)
     seconds: dict[str, list[float]] = {name: [] for name in regs}
 
     def step(name: str) -> None:

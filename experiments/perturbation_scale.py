@@ -23,12 +23,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from data_utils.dataset import TaskDataset, collate  # noqa: E402
-from data_utils.task_def import load_task_defs  # noqa: E402
-from mt_dnn.adversarial import REGULARIZERS, AdvConfig, build_regularizer  # noqa: E402
+from real_batch import method_config, rte_model_and_batch  # noqa: E402
+
+from mt_dnn.adversarial import REGULARIZERS, build_regularizer  # noqa: E402
 from mt_dnn.adversarial.base import clean_forward, gradient_steps  # noqa: E402
-from mt_dnn.model import MultiTaskModel, checkpoint_pooling, load_encoder  # noqa: E402
-from mt_dnn.trainer import resolve_init_checkpoint  # noqa: E402
 
 READINGS = {
     "relative (default)": {},
@@ -51,12 +49,10 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0, help="Seed of the head and the perturbations.")
     args = p.parse_args()
     torch.manual_seed(args.seed)
-    rte = load_task_defs(ROOT / "experiments/glue/glue_task_def.yml")["rte"]
-    rows = TaskDataset.load(Path(args.data_dir) / "rte_train.json", rte, "train").rows
-    init = resolve_init_checkpoint(args.init_checkpoint)
-    model = MultiTaskModel(load_encoder(init), {"rte": rte}, checkpoint_pooling(init), 0.0)
+    init, rte, model, batch = rte_model_and_batch(
+        args.data_dir, args.init_checkpoint, args.rows, dropout=0.0
+    )
     model.eval()  # no dropout: the numbers below are the perturbation's effect alone
-    batch = collate(rows[: args.rows], model.pad_token_id, rte)
     print(f"{init}: {args.rows} RTE rows, longest {batch['input_ids'].shape[1]} tokens")
     print("| reading | method | delta / embedding norm | adversarial term | TAT target prob. |")
     print("|---|---|---|---|---|")
@@ -64,8 +60,7 @@ def main() -> int:
         for name in REGULARIZERS:
             if name == "none":
                 continue
-            extra = {"adv_k": 2} if name == "freelb" else {}
-            cfg = AdvConfig(adv=name, adv_seed=args.seed, **extra, **overrides)
+            cfg = method_config(name, adv_seed=args.seed, **overrides)
             reg = build_regularizer(cfg, {"rte": rte})
             # A real backward: FreeLB's ascent reads delta.grad from it.
             out = reg.step(model, batch, rte, lambda loss: loss.backward())

@@ -20,6 +20,7 @@ from data_utils.dataset import TaskDataset, collate
 from data_utils.task_def import TaskDef, TaskType
 from mt_dnn.metrics import compute_metrics
 from mt_dnn.model import MultiTaskModel
+from mt_dnn.submission import format_regression
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,10 @@ def evaluate(
 
 
 def prediction_strings(task: TaskDef, predictions: np.ndarray) -> list[str]:
+    """Label strings, or regression values as GLUE takes them (clipped, 3 decimals)."""
     if task.task_type is TaskType.REGRESSION:
+        if task.label_range is not None:
+            return format_regression(predictions, task.label_range)
         return [f"{float(v):.3f}" for v in predictions]
     assert task.labels is not None
     return [task.labels[int(i)] for i in predictions]

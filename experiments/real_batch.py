@@ -1,0 +1,44 @@
+"""A fixed batch of real RTE training rows and a pretrained encoder with a fresh RTE head.
+
+Shared by the measurement scripts in this folder (perturbation_scale.py,
+bench_regularizers.py), so both measure on the same thing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from data_utils.dataset import TaskDataset, collate  # noqa: E402
+from data_utils.task_def import TaskDef, load_task_defs  # noqa: E402
+from mt_dnn.adversarial import REGULARIZERS, AdvConfig, build_regularizer  # noqa: E402
+from mt_dnn.adversarial.base import Regularizer  # noqa: E402
+from mt_dnn.model import MultiTaskModel, checkpoint_pooling, load_encoder  # noqa: E402
+from mt_dnn.trainer import resolve_init_checkpoint  # noqa: E402
+
+
+def rte_model_and_batch(
+    data_dir: str, init_checkpoint: str, n_rows: int, dropout: float | None = None
+) -> tuple[str, TaskDef, MultiTaskModel, dict]:
+    """(encoder path, RTE task, model, batch of the first ``n_rows`` training rows)."""
+    rte = load_task_defs(ROOT / "experiments/glue/glue_task_def.yml")["rte"]
+    rows = TaskDataset.load(Path(data_dir) / "rte_train.json", rte, "train").rows
+    init = resolve_init_checkpoint(init_checkpoint)
+    model = MultiTaskModel(load_encoder(init), {"rte": rte}, checkpoint_pooling(init), dropout)
+    return init, rte, model, collate(rows[:n_rows], model.pad_token_id, rte)
+
+
+def method_config(name: str, **overrides) -> AdvConfig:
+    """Each method's defaults, except FreeLB with K=2 (K=1 never ascends)."""
+    extra = {"adv_k": 2} if name == "freelb" else {}
+    return AdvConfig(adv=name, **extra, **overrides)
+
+
+def all_regularizers(task: TaskDef, **overrides) -> dict[str, Regularizer]:
+    return {
+        name: build_regularizer(method_config(name, **overrides), {task.name: task})
+        for name in REGULARIZERS
+    }
