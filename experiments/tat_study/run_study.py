@@ -1,0 +1,235 @@
+#!/usr/bin/env python
+"""Run the TAT study unit by unit, resumably, and commit each finished unit's result.
+
+    python experiments/tat_study/run_study.py experiments/tat_study/grid.yml \
+        --code_dir ../study-code --commit
+
+A *unit* is one study (training set) x one method x one seed: ``train.py`` with
+model selection on the study's in-domain dev set only, then ``predict.py`` on the
+best checkpoint over the study's evaluation sets. Its result, with every
+per-example prediction, the exact commands, the commit the code ran on, the
+machine and the wall time, is written to ``--results/<unit>.json`` and (with
+``--commit``) committed at once, so a run cut off at any time loses at most the
+unit in progress. A unit whose JSON exists is skipped.
+
+``--code_dir`` is the checkout whose ``train.py``/``predict.py`` run (a
+``git worktree`` pinned at a commit keeps the code fixed while the main checkout
+moves on); results go to ``--results`` in this checkout. Units run in the order
+of the grid's ``waves``, seed-major inside a wave so that partial results stay
+paired by seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_grid(path: Path) -> dict:
+    try:
+        grid = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SystemExit(f"error: {path}: cannot read the grid: {exc}") from None
+    for key in ("common", "studies", "methods", "waves"):
+        if key not in grid:
+            raise SystemExit(f"error: {path}: missing key '{key}'")
+    unknown = set(grid) - {"common", "studies", "methods", "waves"}
+    if unknown:
+        raise SystemExit(f"error: {path}: unknown key(s) {sorted(unknown)}")
+    for i, wave in enumerate(grid["waves"]):
+        for study in wave["studies"]:
+            if study not in grid["studies"]:
+                raise SystemExit(f"error: {path}: wave {i}: unknown study '{study}'")
+        for method in wave["methods"]:
+            if method not in grid["methods"]:
+                raise SystemExit(f"error: {path}: wave {i}: unknown method '{method}'")
+    return grid
+
+
+def units(grid: dict) -> list[tuple[str, str, str, int]]:
+    """(unit name, study, method, seed) in run order."""
+    out = []
+    for wave in grid["waves"]:
+        for seed in wave["seeds"]:
+            for study in wave["studies"]:
+                for method in wave["methods"]:
+                    name = f"{study}-{method}-s{seed}"
+                    if name not in [u[0] for u in out]:
+                        out.append((name, study, method, int(seed)))
+    return out
+
+
+def git(code_dir: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=code_dir, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()}-core CPU ({cpu or platform.processor()}), {platform.platform()}"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def eval_record(data_dir: Path, pred_dir: Path, name: str, labels: list[str] | None, metrics):
+    """Gold and predicted values of one evaluation set, aligned by uid."""
+    gold_rows = {r["uid"]: r["label"] for r in read_jsonl(data_dir / f"{name}.json")}
+    preds = read_jsonl(pred_dir / f"{name}.jsonl")
+    uids = [p["uid"] for p in preds]
+    if labels is None:
+        pred = [float(p["prediction"]) for p in preds]
+    else:
+        pred = [labels.index(p["prediction"]) for p in preds]
+    return {
+        "metrics": metrics.get(name, {}),
+        "labels": labels,
+        "uids": uids,
+        "gold": [gold_rows[u] for u in uids],
+        "pred": pred,
+    }
+
+
+def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) -> dict:
+    from data_utils.task_def import load_task_defs
+
+    spec = grid["studies"][study]
+    run_dir = args.runs / name
+    if run_dir.exists():  # a unit cut off half-way starts again from scratch
+        shutil.rmtree(run_dir)
+    py = args.python
+    train_cmd = [py, "train.py", *map(str, grid["common"]), *map(str, spec["train"]),
+                 *map(str, grid["methods"][method]), "--seed", str(seed), "--adv_seed", str(seed),
+                 "--output_dir", str(run_dir), "--progress", "false"]  # fmt: skip
+    pred_dir = run_dir / "predictions"
+    predict_cmd = [py, "predict.py", "--checkpoint", str(run_dir / "best"),
+                   "--datasets", ",".join(spec["predict"]), "--output_dir", str(pred_dir),
+                   "--progress", "0"]  # fmt: skip
+    commit = git(args.code_dir, "rev-parse", "HEAD")
+    dirty = bool(git(args.code_dir, "status", "--porcelain", "--untracked-files=no"))
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    log = args.runs / f"{name}.log"
+    args.runs.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with log.open("w") as fh:
+        for cmd in (train_cmd, predict_cmd):
+            rc = subprocess.call(cmd, cwd=args.code_dir, stdout=fh, stderr=subprocess.STDOUT)
+            if rc:
+                raise RuntimeError(f"{name}: {cmd[1]} exited {rc}; see {log}")
+    wall = time.perf_counter() - t0
+    metrics_file = json.loads((run_dir / "metrics.json").read_text())
+    predicted = json.loads((pred_dir / "metrics.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text())
+    data_dir = Path(args.code_dir) / config["data_dir"]
+    task_defs = load_task_defs(*[Path(args.code_dir) / p for p in config["task_def"]])
+    evals = {}
+    for dataset in spec["predict"]:
+        task = next(t for t in task_defs.values() if dataset.startswith(t.name + "_"))
+        labels = list(task.labels) if task.labels else None
+        evals[dataset] = eval_record(data_dir, pred_dir, dataset, labels, predicted)
+    best = metrics_file["best"]
+    record = {
+        "unit": name,
+        "study": study,
+        "method": method,
+        "seed": seed,
+        "commit": commit,
+        "dirty": dirty,
+        "command": shlex.join(["python", *train_cmd[1:]]),
+        "predict_command": shlex.join(["python", *predict_cmd[1:]]),
+        "machine": machine(),
+        "started": started,
+        "wall_seconds": round(wall, 1),
+        "history": metrics_file["history"],
+        "best_epoch": next(iter(best.values()))["epoch"] if best else None,
+        "eval": evals,
+    }
+    confusions = {}
+    for path in sorted(run_dir.glob("tat_confusion_epoch*.json")):
+        epoch = path.stem.removeprefix("tat_confusion_epoch")
+        confusions[epoch] = json.loads(path.read_text())
+    if confusions:
+        record["tat_confusion"] = confusions
+    return record
+
+
+def commit_result(path: Path, name: str, record: dict) -> None:
+    message = (
+        f"TAT study: unit {name} ({record['wall_seconds']:.0f} s, code {record['commit'][:10]})"
+    )
+    for attempt in range(20):  # another commit may hold the index lock for a moment
+        rc = subprocess.call(["git", "add", str(path)], cwd=ROOT)
+        rc = rc or subprocess.call(["git", "commit", "-q", "-m", message, "--", str(path)], cwd=ROOT)
+        if rc == 0:
+            return
+        time.sleep(3 + attempt)
+    print(f"warning: could not commit {path}", flush=True)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    p.add_argument("grid", type=Path, help="Study grid YAML (common, studies, methods, waves).")
+    p.add_argument("--code_dir", type=Path, default=ROOT, help="Checkout whose scripts run.")
+    p.add_argument("--results", type=Path, default=ROOT / "experiments/tat_study/results",
+                   help="Folder of finished units' JSON (committed).")  # fmt: skip
+    p.add_argument("--runs", type=Path, default=ROOT / "runs/tat_study",
+                   help="Checkpoints and logs of each unit (not committed).")  # fmt: skip
+    p.add_argument("--only", default="", help="Comma-separated unit names (default: all).")
+    p.add_argument("--list", action="store_true", help="List units and their state, then exit.")
+    p.add_argument("--commit", action="store_true", help="git-commit each finished unit.")
+    p.add_argument("--python", default=sys.executable, help="Interpreter for the scripts.")
+    args = p.parse_args()
+    args.runs = args.runs.resolve()
+    args.code_dir = args.code_dir.resolve()
+    grid = load_grid(args.grid)
+    only = {n for n in args.only.split(",") if n}
+    todo = []
+    for name, study, method, seed in units(grid):
+        done = (args.results / f"{name}.json").is_file()
+        if args.list:
+            print(f"{'done' if done else 'todo'}  {name}")
+        elif not done and (not only or name in only):
+            todo.append((name, study, method, seed))
+    if args.list:
+        return 0
+    print(f"{len(todo)} unit(s) to run from {args.code_dir}", flush=True)
+    args.results.mkdir(parents=True, exist_ok=True)
+    for name, study, method, seed in todo:
+        print(f"[{name}] started {datetime.now(UTC):%H:%M:%S}", flush=True)
+        record = run_unit(args, grid, name, study, method, seed)
+        path = args.results / f"{name}.json"
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(record) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        best = {k: v["metrics"] for k, v in record["eval"].items()}
+        print(f"[{name}] done in {record['wall_seconds']:.0f}s: {json.dumps(best)}", flush=True)
+        if args.commit:
+            commit_result(path, name, record)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
