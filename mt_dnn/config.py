@@ -23,6 +23,7 @@ import yaml
 DEFAULT_TASK_DEFS = ("experiments/glue/glue_task_def.yml", "experiments/nli/nli_task_def.yml")
 OPTIMIZERS = ("adamw", "adamax")
 DEFAULT_DATA_ROOT = "data/canonical_data"
+LOOKAHEAD_DEFAULTS = (5, 0.5)  # (k, alpha) of the Lookahead paper
 
 
 class ConfigError(ValueError):
@@ -107,6 +108,23 @@ class TrainConfig:
     )
     weight_decay: float = _help("Decoupled weight decay (not on biases and LayerNorm).", 0.01)
     adam_eps: float = _help("Epsilon of Adam/Adamax.", default=1e-6)
+    lookahead: bool = _help(
+        "Wrap the optimizer in Lookahead (Zhang et al. 2019) as the TAT paper's recipe does: "
+        "every --lookahead_k steps the weights are pulled back towards a slow copy "
+        "(experiments/tat_study/paper_recipe.yml).",
+        default=False,
+    )
+    lookahead_k: int = _help(
+        "Lookahead: optimizer steps between two synchronisations with the slow weights "
+        "(needs --lookahead).",
+        default=LOOKAHEAD_DEFAULTS[0],
+    )
+    lookahead_alpha: float = _help(
+        "Lookahead: at each synchronisation slow += alpha * (fast - slow) and the fast "
+        "weights restart from slow; in (0, 1), the range pytorch-optimizer's Lookahead "
+        "accepts (needs --lookahead).",
+        default=LOOKAHEAD_DEFAULTS[1],
+    )
     warmup: float = _help(
         "Fraction of all optimizer steps spent warming the learning rate up linearly from 0; "
         "it then decays linearly to 0.",
@@ -175,6 +193,14 @@ class TrainConfig:
             raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if not 0.0 < self.layer_decay <= 1.0:
             raise ValueError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
+        if self.lookahead_k < 1:
+            raise ValueError(f"lookahead_k must be at least 1, got {self.lookahead_k}")
+        # 0 would never move the weights; pytorch-optimizer refuses 1 (plain training).
+        if not 0.0 < self.lookahead_alpha < 1.0:
+            raise ValueError(f"lookahead_alpha must be in (0, 1), got {self.lookahead_alpha}")
+        if not self.lookahead and (self.lookahead_k, self.lookahead_alpha) != LOOKAHEAD_DEFAULTS:
+            # Set but ignored would be a silent no-op; say so instead.
+            raise ValueError("lookahead_k and lookahead_alpha take effect only with lookahead true")
 
 
 TUPLE_FIELDS = {"task_def", "train_datasets", "test_datasets"}

@@ -6,6 +6,9 @@ and the embeddings at ``learning_rate * decay^L``. Randomly initialised
 heads need a far larger rate than the pretrained encoder; a small encoder rate
 with decay keeps the pretrained lower layers close to where they started, which
 is what makes all-MiniLM-L6-v2 fine-tune well instead of forgetting.
+
+With ``--lookahead`` the optimizer is wrapped in Lookahead (``mt_dnn.lookahead``);
+it shares the param_groups, so the schedule below drives the inner optimizer.
 """
 
 from __future__ import annotations
@@ -62,9 +65,17 @@ def build_optimizer(model: MultiTaskModel, cfg) -> torch.optim.Optimizer:
     groups = parameter_groups(
         model, cfg.learning_rate, cfg.head_learning_rate, cfg.layer_decay, cfg.weight_decay
     )
+    optimizer: torch.optim.Optimizer
     if cfg.optimizer == "adamax":
-        return torch.optim.Adamax(groups, lr=cfg.learning_rate, eps=cfg.adam_eps)
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, eps=cfg.adam_eps)
+        optimizer = torch.optim.Adamax(groups, lr=cfg.learning_rate, eps=cfg.adam_eps)
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, eps=cfg.adam_eps)
+    if not cfg.lookahead:
+        return optimizer
+    # Imported only here: pytorch-optimizer takes about a second to import.
+    from mt_dnn.lookahead import Lookahead
+
+    return Lookahead(optimizer, k=cfg.lookahead_k, alpha=cfg.lookahead_alpha)
 
 
 def warmup_linear(total_steps: int, warmup: float):

@@ -1,5 +1,7 @@
 """Config: defaults < YAML < flags; unknown keys and bad values are errors."""
 
+from pathlib import Path
+
 import pytest
 
 from mt_dnn.adversarial.config import AdvConfig
@@ -50,6 +52,11 @@ def test_unknown_flag_is_rejected():
         (["--mix", "random"], "mix"),
         (["--warmup", "1.5"], "warmup"),
         (["--batch_size", "0"], "batch_size"),
+        (["--lookahead", "true", "--lookahead_k", "0"], "lookahead_k must be at least 1"),
+        (["--lookahead", "true", "--lookahead_alpha", "0"], r"lookahead_alpha must be in \(0, 1\)"),
+        (["--lookahead", "true", "--lookahead_alpha", "1"], "lookahead_alpha"),
+        (["--lookahead_k", "10"], "only with lookahead true"),
+        (["--lookahead_alpha", "0.8"], "only with lookahead true"),
     ],
 )
 def test_bad_values_are_errors(flags, message):
@@ -85,3 +92,14 @@ def test_resolved_config_is_json_and_round_trips(tmp_path):
     path = tmp_path / "resolved.yml"
     path.write_text(yaml.safe_dump(data))
     assert parse_train_args(["--config", str(path)]) == (cfg, adv)
+
+
+def test_paper_recipe_config_sets_the_tat_papers_optimisation():
+    recipe = Path(__file__).resolve().parents[1] / "experiments/tat_study/paper_recipe.yml"
+    cfg, _ = parse_train_args(["--config", str(recipe), "--train_datasets", "rte"])
+    assert (cfg.optimizer, cfg.lookahead) == ("adamax", True)
+    assert (cfg.learning_rate, cfg.epochs) == (5e-5, 6)
+    assert (cfg.dropout, cfg.weight_decay) == (0.1, 0.01)
+    assert (cfg.layer_decay, cfg.head_learning_rate) == (1.0, 0.0)  # one rate everywhere
+    other, _ = parse_train_args(["--config", str(recipe), "--learning_rate", "1e-4"])
+    assert other.learning_rate == 1e-4
