@@ -1,0 +1,798 @@
+#!/usr/bin/env python
+"""Render the TAT study's report from the committed unit results, and from nothing else.
+
+    python experiments/tat_study/report.py    # results/*.json -> report.md, figures/*.png
+
+Reads every ``--results/*.json`` (one per study x method x seed, written by
+run_study.py) and writes ``--out/report.md`` with PNG figures in
+``--out/figures/``:
+
+1. Main results: per study and evaluation set, per method, the seeds, mean and
+   sample std of the primary metric (accuracy; Pearson for regression), the
+   paired per-seed difference against ``--baseline`` and ``--strong_baseline``,
+   a paired bootstrap 95% interval of each difference over the examples, and a
+   verdict (stats.py says how).
+2. The same for the binary tasks, where TAT equals targeted gold-loss ascent. A
+   study lands here when every classification set it trains on (the sets in its
+   training history) has two labels; its regression sets stay in section 1.
+3. ``tat_oracle`` against ``tat``, when oracle units exist.
+4. Confusion matrices of the baseline and ``tat`` on the held-out set (Figure 1).
+5. Accuracy by difficulty bucket on the held-out set (Figure 2).
+6. Learning curves on the held-out set.
+7. Wall time per unit, and per method.
+
+Predictions are aligned across units by uid, and every metric is recomputed from
+the committed gold and predictions with stats.py, so the means and the
+intervals come from the same numbers (a recorded metric that disagrees is
+noted). A missing method, seed or set is reported as not run yet; nothing is
+filled in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+import stats  # noqa: E402
+
+from data_utils.atomic import atomic_write  # noqa: E402
+
+METHODS = ("none", "smart", "tat", "freelb", "r3f", "random")  # the study's methods, in order
+ORACLE = "tat_oracle"
+MIN_SEEDS = 3
+FIGURE_PREFIXES = ("confusion_", "difficulty_", "curves_")
+PROXY_SENTENCE = (
+    "The difficulty column is `number of correct responses (out of 100)` of the MNLI "
+    "dev file: how many of 100 fine-tuned BERT runs got the example right. It is a "
+    "model-agreement proxy, not the human annotator agreement the TAT paper bucketed by."
+)
+REQUIRED = ("unit", "study", "method", "seed", "commit", "machine", "wall_seconds", "history")
+
+
+class ReportError(ValueError):
+    """A results file that cannot be read as a unit; main() prints it on one line."""
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    labels: list[str] | None
+    uids: list[str]
+    gold: list | None
+    pred: list
+    metrics: dict  # as recorded by the runner; only cross-checked
+
+
+@dataclass(frozen=True)
+class Unit:
+    name: str
+    study: str
+    method: str
+    seed: int
+    commit: str
+    dirty: bool
+    machine: str
+    started: str
+    wall_seconds: float
+    best_epoch: int | None
+    history: list[dict]
+    evals: dict[str, EvalSet]
+
+
+Study = dict[str, dict[int, Unit]]  # method -> seed -> unit
+
+
+@dataclass
+class Scored:
+    """One evaluation set of one study, aligned by uid across every unit that has it."""
+
+    name: str
+    labels: list[str] | None
+    metric: str
+    uids: list[str]
+    gold: np.ndarray
+    preds: dict[str, dict[int, np.ndarray]]  # method -> seed -> predictions
+    values: dict[str, dict[int, float]]  # method -> seed -> metric on those predictions
+    notes: list[str] = field(default_factory=list)
+
+
+# --- reading -----------------------------------------------------------------
+
+
+def load_unit(path: Path) -> Unit:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{path}: not a readable JSON file: {exc}") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path}: expected a JSON object")
+    missing = [key for key in (*REQUIRED, "eval") if key not in data]
+    if missing:
+        raise ReportError(f"{path}: missing key(s) {missing}")
+    evals = {}
+    for name, record in (data["eval"] or {}).items():
+        try:
+            labels, uids, gold, pred = (record[k] for k in ("labels", "uids", "gold", "pred"))
+        except (KeyError, TypeError):
+            raise ReportError(f"{path}: eval '{name}' needs labels, uids, gold, pred") from None
+        if len(uids) != len(pred) or (gold is not None and len(gold) != len(uids)):
+            raise ReportError(f"{path}: eval '{name}': uids, gold and pred differ in length")
+        if len(set(uids)) != len(uids):
+            raise ReportError(f"{path}: eval '{name}': repeated uids")
+        values = [*pred, *(gold or [])]
+        if labels is not None and any(
+            not isinstance(v, int) or not 0 <= v < len(labels) for v in values
+        ):
+            raise ReportError(
+                f"{path}: eval '{name}': class ids must be ints in [0, {len(labels)})"
+            )
+        if labels is None and any(not isinstance(v, int | float) for v in values):
+            raise ReportError(f"{path}: eval '{name}': regression values must be numbers")
+        evals[name] = EvalSet(labels, [str(u) for u in uids], gold, pred, record.get("metrics", {}))
+    try:
+        return Unit(
+            name=str(data["unit"]),
+            study=str(data["study"]),
+            method=str(data["method"]),
+            seed=int(data["seed"]),
+            commit=str(data["commit"]),
+            dirty=bool(data.get("dirty", False)),
+            machine=str(data["machine"]),
+            started=str(data.get("started", "")),
+            wall_seconds=float(data["wall_seconds"]),
+            best_epoch=None if data.get("best_epoch") is None else int(data["best_epoch"]),
+            history=list(data["history"] or []),
+            evals=evals,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ReportError(f"{path}: malformed unit field: {exc}") from None
+
+
+def load_studies(folder: Path) -> dict[str, Study]:
+    studies: dict[str, Study] = {}
+    for path in sorted(folder.glob("*.json")):
+        unit = load_unit(path)
+        seeds = studies.setdefault(unit.study, {}).setdefault(unit.method, {})
+        if unit.seed in seeds:
+            raise ReportError(
+                f"{path}: study '{unit.study}', method '{unit.method}', seed {unit.seed} "
+                f"is also unit '{seeds[unit.seed].name}'"
+            )
+        seeds[unit.seed] = unit
+    return studies
+
+
+def load_difficulty(path: Path) -> dict[str, int]:
+    """uid (the ``index`` column) -> number of correct responses out of 100 (last column)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or not lines[0].split("\t")[-1].startswith("number of correct responses"):
+        raise ReportError(f"{path}:1: expected a header ending in 'number of correct responses'")
+    scores = {}
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        try:
+            score = int(cols[-1])
+        except ValueError:
+            raise ReportError(f"{path}:{number}: '{cols[-1]}' is not a count") from None
+        if not 0 <= score <= 100 or len(cols) < 2:
+            raise ReportError(f"{path}:{number}: expected index ... count in [0, 100]")
+        scores[cols[0]] = score
+    return scores
+
+
+# --- aligning and scoring ----------------------------------------------------
+
+
+def ordered(methods) -> list[str]:
+    """The study's methods in their usual order, then any others; never the oracle."""
+    known = [m for m in METHODS if m in methods]
+    return known + sorted(m for m in methods if m not in METHODS and m != ORACLE)
+
+
+def in_domain(study: Study) -> list[str]:
+    """Sets the study selects its model on: the dev sets in its training history."""
+    names: list[str] = []
+    for seeds in study.values():
+        for unit in seeds.values():
+            for record in unit.history:
+                names += [n for n in record.get("dev", {}) if n not in names]
+    return names
+
+
+def eval_sets(study: Study) -> list[str]:
+    names = [
+        n for n in in_domain(study) if any(n in u.evals for s in study.values() for u in s.values())
+    ]
+    for method in [*ordered(study), ORACLE]:
+        for unit in study.get(method, {}).values():
+            names += [n for n in unit.evals if n not in names]
+    return names
+
+
+def is_binary(study: Study) -> bool:
+    """Every classification set the study trains on has two labels."""
+    counts = []
+    for name in in_domain(study):
+        for seeds in study.values():
+            for unit in seeds.values():
+                labels = unit.evals[name].labels if name in unit.evals else None
+                if labels is not None:
+                    counts.append(len(labels))
+    return bool(counts) and all(c == 2 for c in counts)
+
+
+def score_set(study: Study, name: str) -> Scored | None:
+    """Align ``name`` by uid over the units that scored it and recompute its metric.
+
+    None when no unit has gold labels for it. Only uids every unit scored count
+    (a note says when a unit had more); different labels or gold are an error.
+    """
+    holders = [
+        (m, s, u) for m, seeds in study.items() for s, u in sorted(seeds.items()) if name in u.evals
+    ]
+    if not holders or any(u.evals[name].gold is None for _, _, u in holders):
+        return None
+    first = holders[0][2].evals[name]
+    common = set(first.uids)
+    for _, _, unit in holders:
+        if unit.evals[name].labels != first.labels:
+            raise ReportError(
+                f"unit {unit.name}: '{name}' labels differ from unit {holders[0][2].name}"
+            )
+        common &= set(unit.evals[name].uids)
+    uids = [u for u in first.uids if u in common]
+    if not uids:
+        raise ReportError(f"'{name}': no uid is shared by all units that scored it")
+    metric = "accuracy" if first.labels is not None else "pearson"
+    pos = {u: i for i, u in enumerate(first.uids)}
+    gold = np.asarray(first.gold)[[pos[u] for u in uids]]
+    scored = Scored(name, first.labels, metric, uids, gold, {}, {})
+    for method, seed, unit in holders:
+        ev = unit.evals[name]
+        pos = {u: i for i, u in enumerate(ev.uids)}
+        idx = [pos[u] for u in uids]
+        if not np.array_equal(np.asarray(ev.gold)[idx], gold):
+            raise ReportError(
+                f"unit {unit.name}: '{name}' gold differs from unit {holders[0][2].name}"
+            )
+        pred = np.asarray(ev.pred)[idx]
+        value = stats.METRICS[metric](pred, gold)
+        scored.preds.setdefault(method, {})[seed] = pred
+        scored.values.setdefault(method, {})[seed] = value
+        recorded = ev.metrics.get(metric)
+        if len(uids) < len(ev.uids):
+            scored.notes.append(
+                f"{unit.name}: scored on the {len(uids)} uids all units share "
+                f"(it has {len(ev.uids)})."
+            )
+        elif recorded is not None and abs(recorded - value) > 0.01:
+            scored.notes.append(
+                f"{unit.name}: recorded {metric} {recorded:.2f} but its predictions give "
+                f"{value:.2f}; the tables use the predictions."
+            )
+    return scored
+
+
+# --- formatting --------------------------------------------------------------
+
+
+def cell(text) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+
+
+def mean_std_text(values: dict[int, float]) -> str:
+    mean, std = stats.mean_std(list(values.values()))
+    return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f} ± n/a"
+
+
+class Comparer:
+    """Table cells comparing two methods on one set: per-seed Δ, bootstrap CI, verdict."""
+
+    def __init__(self, n_resamples: int, seed: int):
+        self.n_resamples, self.seed = n_resamples, seed
+
+    def cells(self, scored: Scored, method: str, ref: str) -> list[str]:
+        if method == ref:
+            return ["—", "—", "—"]
+        if ref not in scored.values:
+            return ["not run yet", "—", "—"]
+        diffs = stats.paired_differences(scored.values[method], scored.values[ref])
+        if not diffs:
+            return ["no common seed", "—", "—"]
+        seeds = list(diffs)
+        ci = stats.paired_bootstrap(
+            scored.gold,
+            [scored.preds[method][s] for s in seeds],
+            [scored.preds[ref][s] for s in seeds],
+            scored.metric,
+            n_resamples=self.n_resamples,
+            seed=self.seed,
+        )
+        per_seed = ", ".join(f"s{s} {d:+.2f}" for s, d in diffs.items())
+        mean = float(np.mean(list(diffs.values())))
+        return [
+            f"{mean:+.2f} ({per_seed})",
+            f"[{ci.low:+.2f}, {ci.high:+.2f}]",
+            stats.verdict(ci.low, ci.high),
+        ]
+
+
+def set_heading(study_name: str, scored: Scored, role: str) -> str:
+    kind = f"{len(scored.labels)} labels" if scored.labels is not None else "regression"
+    return (
+        f"#### `{study_name}` / `{scored.name}`: {role}, {scored.metric}, "
+        f"{len(scored.uids)} examples, {kind}"
+    )
+
+
+def results_block(
+    study_name: str, study: Study, scored: Scored, role: str, refs: list[str], comparer: Comparer
+) -> list[str]:
+    header = ["method", "seeds", "mean ± std"]
+    for ref in refs:
+        header += [f"Δ vs {ref}, per seed", f"95% CI vs {ref}", f"vs {ref}"]
+    rows = []
+    for method in ordered(scored.values):
+        row = [method, str(len(scored.values[method])), mean_std_text(scored.values[method])]
+        for ref in refs:
+            row += comparer.cells(scored, method, ref)
+        rows.append(row)
+    lines = ["", set_heading(study_name, scored, role), "", *table(header, rows)]
+    absent = [m for m in ordered(study) if m not in scored.values]
+    if absent:
+        lines.append(f"\nNot run yet on `{scored.name}`: {', '.join(absent)}.")
+    lines += [f"\nNote: {n}" for n in scored.notes]
+    return lines
+
+
+def study_notes(study: Study) -> list[str]:
+    notes = []
+    absent = [m for m in METHODS if m not in study]
+    if absent:
+        notes.append(f"Methods not run yet: {', '.join(absent)}.")
+    few = [f"{m} ({len(study[m])})" for m in ordered(study) if len(study[m]) < MIN_SEEDS]
+    if few:
+        notes.append(f"Fewer than {MIN_SEEDS} seeds: {', '.join(few)}.")
+    unlabeled = []
+    for name in eval_sets(study):
+        if any(
+            name in u.evals and u.evals[name].gold is None
+            for s in study.values()
+            for u in s.values()
+        ):
+            unlabeled.append(name)
+    if unlabeled:
+        notes.append(f"No gold labels, not scored: {', '.join(unlabeled)}.")
+    return notes
+
+
+# --- figures -----------------------------------------------------------------
+
+
+def new_figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)  # Agg, without pyplot's global state
+    return fig
+
+
+@dataclass
+class Figures:
+    """The figures folder, and the names of the figures this run drew in it."""
+
+    folder: Path
+    written: list[str] = field(default_factory=list)
+
+    def save(self, fig, name: str, caption: str) -> str:
+        """Write ``fig`` as ``name`` and return the Markdown line that shows it."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fig.tight_layout()
+        fig.savefig(self.folder / name, dpi=110)
+        self.written.append(name)
+        return f"![{caption}]({self.folder.name}/{name})"
+
+    def remove_stale(self) -> None:
+        """Delete figures of ours this run did not draw: they would contradict the report."""
+        for path in self.folder.glob("*.png") if self.folder.is_dir() else []:
+            if path.name.startswith(FIGURE_PREFIXES) and path.name not in self.written:
+                path.unlink()
+
+
+def confusion_counts(scored: Scored, method: str) -> np.ndarray:
+    k = len(scored.labels or [])
+    matrix = np.zeros((k, k))
+    for pred in scored.preds[method].values():
+        np.add.at(matrix, (scored.gold.astype(int), pred.astype(int)), 1)
+    return matrix
+
+
+def row_rates(matrix: np.ndarray) -> np.ndarray:
+    rows = matrix.sum(axis=1, keepdims=True)
+    return np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0) * 100.0
+
+
+def confusion_section(scored: Scored, study_name: str, base: str, figures: Figures) -> list[str]:
+    lines = ["", f"### `{study_name}` / `{scored.name}`"]
+    absent = [m for m in (base, "tat") if m not in scored.preds]
+    if absent or scored.labels is None:
+        why = f"not run yet: {', '.join(absent)}" if absent else "not a classification set"
+        return lines + ["", f"Figure 1 skipped ({why})."]
+    labels = scored.labels
+    rates = {m: row_rates(confusion_counts(scored, m)) for m in (base, "tat")}
+    change = rates["tat"] - rates[base]
+    fig = new_figure(15, 4.6)
+    bound = max(1.0, float(np.abs(change).max()))
+    panels: list[tuple[np.ndarray, str, str, float, float, str]] = [
+        (rates[base], f"{base} ({len(scored.preds[base])} seeds)", "Blues", 0, 100, "{:.1f}"),
+        (rates["tat"], f"tat ({len(scored.preds['tat'])} seeds)", "Blues", 0, 100, "{:.1f}"),
+        (change, f"tat minus {base} (points)", "RdBu", -bound, bound, "{:+.1f}"),
+    ]
+    for i, (values, title, cmap, vmin, vmax, fmt) in enumerate(panels):
+        ax = fig.add_subplot(1, 3, i + 1)
+        image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        ax.set_xticks(range(len(labels)), labels=labels, rotation=30, ha="right")
+        ax.set_yticks(range(len(labels)), labels=labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("gold")
+        ax.set_title(title)
+        for r in range(len(labels)):
+            for c in range(len(labels)):
+                dark = abs(values[r, c]) > 0.6 * max(abs(vmin), abs(vmax))
+                ax.text(c, r, fmt.format(values[r, c]), ha="center", va="center", fontsize=9,
+                        color="white" if dark else "black")  # fmt: skip
+    image_line = figures.save(
+        fig, f"confusion_{study_name}.png", f"Figure 1: confusion matrices on {scored.name}"
+    )
+    header = ["gold \\ predicted", *labels]
+    rows = [
+        [labels[r]]
+        + [
+            f"{rates[base][r, c]:.1f} → {rates['tat'][r, c]:.1f} ({change[r, c]:+.1f})"
+            for c in range(len(labels))
+        ]
+        for r in range(len(labels))
+    ]
+    return lines + [
+        "",
+        f"Predictions summed over seeds, each gold row normalised to 100%: "
+        f"{base} → tat (change in points).",
+        "",
+        *table(header, rows),
+        "",
+        image_line,
+    ]
+
+
+def difficulty_section(
+    scored: Scored, study_name: str, difficulty: dict[str, int], edges, figures: Figures
+) -> list[str]:
+    lines = ["", f"### `{study_name}` / `{scored.name}`", ""]
+    if scored.labels is None:
+        return lines + ["Figure 2 skipped (not a classification set)."]
+    methods = ordered(scored.preds)
+    buckets = {}
+    for method in methods:
+        correct = np.mean([p == scored.gold for p in scored.preds[method].values()], axis=0)
+        try:
+            buckets[method] = stats.accuracy_by_bucket(
+                dict(zip(scored.uids, correct.tolist(), strict=True)), difficulty, edges
+            )
+        except ValueError as exc:
+            return lines + [f"Figure 2 skipped: {exc}"]
+    labels = stats.bucket_labels(edges)
+    counts = [b.count for b in buckets[methods[0]]]
+    rows = []
+    for i, label in enumerate(labels):
+        accs = [buckets[m][i].accuracy for m in methods]
+        rows.append([label, str(counts[i]), *("—" if a is None else f"{a:.2f}" for a in accs)])
+    fig = new_figure(max(6.0, 1.6 * len(labels) + 2), 4.2)
+    ax = fig.add_subplot()
+    width = 0.8 / len(methods)
+    for j, method in enumerate(methods):
+        heights = [np.nan if b.accuracy is None else b.accuracy for b in buckets[method]]
+        ax.bar(
+            np.arange(len(labels)) + (j - (len(methods) - 1) / 2) * width,
+            heights,
+            width,
+            label=method,
+        )
+    ax.set_xticks(
+        range(len(labels)), labels=[f"{lab}\nn={n}" for lab, n in zip(labels, counts, strict=True)]
+    )
+    ax.set_xlabel("number of correct responses out of 100 (model-agreement proxy)")
+    ax.set_ylabel("accuracy (%), mean over seeds")
+    ax.set_ylim(0, 100)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(methods), frameon=False)
+    image_line = figures.save(
+        fig, f"difficulty_{study_name}.png", f"Figure 2: accuracy by difficulty on {scored.name}"
+    )
+    return lines + [
+        PROXY_SENTENCE,
+        "Buckets are half-open `[low-high)`, the last one closed; accuracy is the mean over "
+        "seeds of each method's accuracy on the bucket's examples.",
+        "",
+        *table(["bucket", "examples", *methods], rows),
+        "",
+        image_line,
+    ]
+
+
+def curves_section(study: Study, study_name: str, scored: Scored, figures: Figures) -> list[str]:
+    lines = ["", f"### `{study_name}` / `{scored.name}` ({scored.metric} per epoch)", ""]
+    curves: dict[str, dict[int, dict[int, float]]] = {}  # method -> seed -> epoch -> value
+    for method in ordered(study):
+        for seed, unit in sorted(study[method].items()):
+            points = {
+                int(r["epoch"]): float(r["dev"][scored.name][scored.metric])
+                for r in unit.history
+                if scored.metric in r.get("dev", {}).get(scored.name, {})
+            }
+            if points:
+                curves.setdefault(method, {})[seed] = points
+    if not curves:
+        return lines + ["No per-epoch values recorded yet."]
+    epochs = sorted({e for seeds in curves.values() for pts in seeds.values() for e in pts})
+    fig = new_figure(7, 4.2)
+    ax = fig.add_subplot()
+    rows = []
+    for i, (method, seeds) in enumerate(curves.items()):
+        color = f"C{i}"
+        for pts in seeds.values():
+            ax.plot(list(pts), list(pts.values()), color=color, alpha=0.25, linewidth=1)
+        row = [method, str(len(seeds))]
+        xs, ys = [], []
+        for epoch in epochs:
+            vals = [pts[epoch] for pts in seeds.values() if epoch in pts]
+            if not vals:
+                row.append("—")
+                continue
+            xs.append(epoch)
+            ys.append(float(np.mean(vals)))
+            row.append(f"{ys[-1]:.2f}" + ("" if len(vals) == len(seeds) else f" (n={len(vals)})"))
+        ax.plot(xs, ys, color=color, linewidth=2, marker="o", label=method)
+        rows.append(row)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{scored.name} {scored.metric}")
+    ax.set_xticks(epochs)
+    ax.legend()
+    image_line = figures.save(fig, f"curves_{study_name}.png", f"Learning curves on {scored.name}")
+    return lines + [
+        "Mean over seeds per epoch (faint lines: single seeds), as recorded during training.",
+        "",
+        *table(["method", "seeds", *(f"epoch {e}" for e in epochs)], rows),
+        "",
+        image_line,
+    ]
+
+
+# --- the report --------------------------------------------------------------
+
+
+def wall_section(studies: dict[str, Study], base: str) -> list[str]:
+    rows, cost = [], []
+    for study_name, study in studies.items():
+        methods = [*ordered(study), *([ORACLE] if ORACLE in study else [])]
+        means = {m: float(np.mean([u.wall_seconds for u in study[m].values()])) for m in methods}
+        for method in methods:
+            for _, unit in sorted(study[method].items()):
+                rows.append([
+                    unit.name, unit.commit[:7], "yes" if unit.dirty else "no",
+                    unit.machine, unit.started, f"{unit.wall_seconds:.1f}",
+                    "—" if unit.best_epoch is None else str(unit.best_epoch),
+                ])  # fmt: skip
+            ratio = f"{means[method] / means[base]:.2f}" if base in means else "—"
+            cost.append(
+                [study_name, method, str(len(study[method])), f"{means[method]:.1f}", ratio]
+            )
+    return [
+        "",
+        "## 7. Wall time",
+        "",
+        *table(["unit", "commit", "dirty", "machine", "started", "wall s", "best epoch"], rows),
+        "",
+        "Mean wall seconds per unit (training, then prediction on every evaluation set):",
+        "",
+        *table(["study", "method", "units", "mean wall s", f"x {base}"], cost),
+    ]
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it: the report names no home folders."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def header(args, units: list[Unit]) -> list[str]:
+    lines = [
+        "# TAT study: results",
+        "",
+        f"Rendered by `experiments/tat_study/report.py` from {len(units)} unit result(s) in "
+        f"`{shown(args.results)}/`; every number below is computed from those files.",
+    ]
+    if not units:
+        return lines + ["", "No finished units yet: nothing to report."]
+    commits: dict[str, int] = {}
+    for unit in units:
+        commits[unit.commit[:7]] = commits.get(unit.commit[:7], 0) + 1
+    listed = ", ".join(f"`{c}` ({n} units)" for c, n in sorted(commits.items()))
+    lines += [
+        "",
+        f"Code commits: {listed}.",
+        "",
+        "How to read the tables. Metric: accuracy in %, Pearson x100 for regression, recomputed "
+        "from the committed predictions. Δ: method minus reference, paired by seed (only seeds "
+        f"both have): the mean, then each seed. 95% CI: paired bootstrap over the examples "
+        f"({args.bootstrap} resamples, numpy seed {args.bootstrap_seed}); each resample scores "
+        "every paired seed of both methods on the same resampled examples and averages over "
+        "seeds. It covers example sampling only; the std and per-seed Δ show the seeds. "
+        "Verdict: `ahead` when the whole interval is above 0, `behind` when below, else "
+        "`no difference`.",
+    ]
+    dirty = sorted(u.name for u in units if u.dirty)
+    if dirty:
+        lines += ["", f"Ran on a modified checkout (dirty): {', '.join(dirty)}."]
+    return lines
+
+
+def results_sections(
+    args, studies: dict[str, Study], comparer: Comparer
+) -> tuple[list[str], dict[str, dict[str, Scored]]]:
+    """Sections 1 and 2, and every scored set by study for the later sections."""
+    refs = list(dict.fromkeys([args.baseline, args.strong_baseline]))
+    blocks: dict[bool, list[str]] = {False: [], True: []}  # binary table or not
+    scored_sets: dict[str, dict[str, Scored]] = {}
+    for study_name, study in studies.items():
+        domain = in_domain(study)
+        binary = is_binary(study)
+        parts: dict[bool, list[str]] = {False: [], True: []}
+        for name in eval_sets(study):
+            scored = score_set(study, name)
+            if scored is None:
+                continue
+            scored_sets.setdefault(study_name, {})[name] = scored
+            if not ordered(scored.values):
+                continue  # only the oracle scored it
+            role = "in-domain (model selection)" if name in domain else "zero-shot"
+            block = results_block(study_name, study, scored, role, refs, comparer)
+            parts[binary and scored.labels is not None] += block
+        notes = [f"\n{n}" for n in study_notes(study)]
+        for is_binary_table, part in parts.items():
+            if part:
+                blocks[is_binary_table] += ["", f"### Study `{study_name}`", *notes, *part]
+    lines = ["", "## 1. Main results", *(blocks[False] or ["", "Not run yet."])]
+    lines += [
+        "",
+        "## 2. Binary tasks: the case where TAT equals targeted gold-loss ascent "
+        "(two labels: one wrong label)",
+        *(blocks[True] or ["", "Not run yet."]),
+    ]
+    return lines, scored_sets
+
+
+def heldout_sections(args, studies, scored_sets, figures: Figures) -> list[str]:
+    """Sections 4 to 6: figures on the held-out set of every study that scored it."""
+    held = [(s, sets[args.heldout]) for s, sets in scored_sets.items() if args.heldout in sets]
+    not_yet = [] if held else ["", f"No unit has scored `{args.heldout}` yet: not run yet."]
+    lines = ["", f"## 4. Figure 1: confusion matrices on held-out `{args.heldout}`", *not_yet]
+    for study_name, scored in held:
+        lines += confusion_section(scored, study_name, args.baseline, figures)
+    lines += ["", f"## 5. Figure 2: accuracy by difficulty on held-out `{args.heldout}`", *not_yet]
+    if held:
+        try:
+            difficulty = load_difficulty(args.mnli_file)
+        except (OSError, ReportError) as exc:
+            lines += ["", f"Figure 2 skipped: cannot read the difficulty file: {exc}"]
+        else:
+            for study_name, scored in held:
+                lines += difficulty_section(scored, study_name, difficulty, args.buckets, figures)
+    lines += ["", f"## 6. Learning curves on held-out `{args.heldout}`", *not_yet]
+    for study_name, scored in held:
+        lines += curves_section(studies[study_name], study_name, scored, figures)
+    return lines
+
+
+def render(args, studies: dict[str, Study], figures: Figures) -> list[str]:
+    units = [u for st in studies.values() for seeds in st.values() for u in seeds.values()]
+    lines = header(args, units)
+    if not units:
+        return lines
+    comparer = Comparer(args.bootstrap, args.bootstrap_seed)
+    results, scored_sets = results_sections(args, studies, comparer)
+    lines += results
+    lines += oracle_section(studies, scored_sets, comparer)
+    lines += heldout_sections(args, studies, scored_sets, figures)
+    return lines + wall_section(studies, args.baseline)
+
+
+def oracle_section(studies, scored_sets, comparer: Comparer) -> list[str]:
+    lines = ["", f"## 3. `{ORACLE}` against `tat`"]
+    rows = []
+    for study_name, sets in scored_sets.items():
+        for name, scored in sets.items():
+            if ORACLE in scored.values and "tat" in scored.values:
+                rows.append([
+                    study_name, name, mean_std_text(scored.values[ORACLE]),
+                    mean_std_text(scored.values["tat"]), *comparer.cells(scored, ORACLE, "tat"),
+                ])  # fmt: skip
+    if not any(ORACLE in st for st in studies.values()):
+        return lines + ["", f"No `{ORACLE}` units: not run yet."]
+    if not rows:
+        return lines + ["", f"`{ORACLE}` units exist but no set has both it and `tat` yet."]
+    header = ["study", "set", ORACLE, "tat", "Δ oracle − tat, per seed", "95% CI", "verdict"]
+    return lines + ["", *table(header, rows)]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    p.add_argument("--results", type=Path, default=HERE / "results", help="Unit result JSONs.")
+    p.add_argument("--out", type=Path, default=HERE, help="Writes report.md and figures/ here.")
+    p.add_argument(
+        "--mnli_file",
+        type=Path,
+        default=ROOT.parent
+        / "shared/data/mnli/mnli_development_set_number_of_correct_responses.txt",
+        help="MNLI dev file with the number of correct responses (out of 100) per index.",
+    )
+    p.add_argument("--baseline", default="none", help="Reference method for Δ and Figure 1.")
+    p.add_argument("--strong_baseline", default="smart", help="Second reference method for Δ.")
+    p.add_argument("--heldout", default="mnli_dev_matched", help="Held-out set for figures.")
+    p.add_argument("--bootstrap", type=int, default=1000, help="Bootstrap resamples.")
+    p.add_argument("--bootstrap_seed", type=int, default=0, help="numpy Generator seed.")
+    p.add_argument(
+        "--buckets",
+        default="0,50,80,95,100",
+        help="Difficulty bucket edges: [a-b) each, the last one closed.",
+    )
+    args = p.parse_args(argv)
+    try:
+        args.buckets = [float(x) for x in args.buckets.split(",")]
+        stats.bucket_labels(args.buckets)
+    except ValueError as exc:
+        p.error(f"--buckets: {exc}")
+    if args.bootstrap < 1:
+        p.error("--bootstrap must be >= 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    figures = Figures(args.out / "figures")
+    try:
+        studies = load_studies(args.results) if args.results.is_dir() else {}
+        lines = render(args, studies, figures)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    figures.remove_stale()
+    with atomic_write(args.out / "report.md") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print(
+        f"wrote {args.out / 'report.md'} and {len(figures.written)} figure(s) in {figures.folder}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

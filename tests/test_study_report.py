@@ -1,0 +1,306 @@
+"""The TAT study's report (experiments/tat_study/report.py) on synthetic unit results.
+
+Every expected number below is worked out by hand from the predictions built here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PATH = Path(__file__).resolve().parents[1] / "experiments" / "tat_study" / "report.py"
+BOOTSTRAP = ["--bootstrap", "200"]
+MNLI = ["entailment", "neutral", "contradiction"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("tat_study_report", PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+report = _load()
+
+# Held-out MNLI: 20 examples, gold i % 3. Wrong predictions are gold + 1 (mod 3).
+GOLD = [i % 3 for i in range(20)]
+WRONG_ON = {  # (method, seed) -> examples it gets wrong
+    ("none", 1): range(0, 10),  # 50%
+    ("none", 2): range(0, 5),  # 75%
+    ("tat", 1): range(0),  # 100%
+    ("tat", 2): range(18, 20),  # 90%
+    ("tat_oracle", 1): range(0),  # 100%
+}
+CURVES = {("none", 1): [40, 50], ("none", 2): [70, 75], ("tat", 1): [90, 100], ("tat", 2): [85, 90]}
+WALL = {("none", 1): 100.0, ("none", 2): 110.0, ("tat", 1): 300.0, ("tat", 2): 330.0}
+# Difficulty of uid i: 0-4 -> 30, 5-9 -> 60, 10-14 -> 90, 15-19 -> 100; uid 20 is not evaluated.
+DIFFICULTY = [30] * 5 + [60] * 5 + [90] * 5 + [100] * 5 + [0]
+
+
+def accuracy(gold, pred) -> float:
+    return float(np.mean(np.asarray(gold) == np.asarray(pred)) * 100)
+
+
+def eval_set(labels, gold, pred, metrics=None):
+    uids = [str(i) for i in range(len(gold))]
+    if metrics is None:
+        metrics = {"accuracy": accuracy(gold, pred)} if labels else {}
+    return {"metrics": metrics, "labels": labels, "uids": uids, "gold": gold, "pred": pred}
+
+
+def unit(study, method, seed, evals, curve=None, wall=100.0, in_domain=None):
+    in_domain = in_domain or next(iter(evals))
+    metric = "accuracy" if evals[in_domain]["labels"] else "pearson"
+    history = [
+        {"epoch": e + 1, "train_seconds": 1.0, "train_examples_per_s": 20.0,
+         "dev": {in_domain: {metric: value}}}
+        for e, value in enumerate(curve or [evals[in_domain]["metrics"].get(metric, 0.0)])
+    ]  # fmt: skip
+    return {
+        "unit": f"{study}-{method}-s{seed}", "study": study, "method": method, "seed": seed,
+        "commit": "abcdef1234567890abcdef1234567890abcdef12", "dirty": False,
+        "command": "python train.py", "predict_command": "python predict.py",
+        "machine": "2-core CPU (test)", "started": "2026-11-30T07:00:00Z", "wall_seconds": wall,
+        "history": history, "best_epoch": len(history), "eval": evals,
+    }  # fmt: skip
+
+
+def mnli_unit(method, seed):
+    pred = [(g + 1) % 3 if i in WRONG_ON[method, seed] else g for i, g in enumerate(GOLD)]
+    scitail_pred = [0, 1, 0, 0] if method.startswith("tat") else [0, 0, 0, 0]  # 75 / 50
+    evals = {
+        "mnli_dev_matched": eval_set(MNLI, GOLD, pred),
+        "scitail_test": eval_set(["entails", "neutral"], [0, 1, 0, 1], scitail_pred),
+    }
+    curve, wall = CURVES.get((method, seed)), WALL.get((method, seed), 100.0)
+    return unit("mnli", method, seed, evals, curve, wall)
+
+
+def glue_units():
+    rte = ["not_entailment", "entailment"]
+    stsb_gold = [1.0, 2.0, 3.0, 4.0, 5.0]
+    return [
+        unit("rte", "none", 1, {"rte_dev": eval_set(rte, [0, 1, 0, 1], [0, 1, 1, 1])}),  # 75
+        unit("rte", "tat", 1, {"rte_dev": eval_set(rte, [0, 1, 0, 1], [0, 1, 0, 1])}),  # 100
+        unit("stsb", "none", 1, {"stsb_dev": eval_set(None, stsb_gold, stsb_gold)}),  # 100
+        # centred (-2,-1,0,2,1) against (-2,-1,0,1,2): r = 9/10
+        unit("stsb", "tat", 1, {"stsb_dev": eval_set(None, stsb_gold, [1.0, 2.0, 3.0, 5.0, 4.0])}),
+    ]
+
+
+def write_units(folder: Path, units) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for record in units:
+        (folder / f"{record['unit']}.json").write_text(json.dumps(record), encoding="utf-8")
+    return folder
+
+
+def write_difficulty(path: Path) -> Path:
+    header = "index\tpremise\thypothesis\tgold_label\tnumber of correct responses (out of 100)"
+    rows = [f"{i}\tA premise {i}.\tA hypothesis.\tneutral\t{s}" for i, s in enumerate(DIFFICULTY)]
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def run(tmp_path: Path, units, *extra: str) -> str:
+    results = write_units(tmp_path / "results", units)
+    difficulty = write_difficulty(tmp_path / "difficulty.txt")
+    out = tmp_path / "out"
+    argv = ["--results", str(results), "--out", str(out), "--mnli_file", str(difficulty)]
+    assert report.main([*argv, *BOOTSTRAP, *extra]) == 0
+    return (out / "report.md").read_text(encoding="utf-8")
+
+
+def section(text: str, number: int) -> str:
+    start = text.index(f"\n## {number}.")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else None]
+
+
+def block(text: str, heading: str) -> str:
+    """From the heading line containing ``heading`` to the next heading."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("#") and heading in line)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("#")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def row(text: str, first_cells: str) -> str:
+    """The table line starting with ``| first_cells |``."""
+    lines = [line for line in text.splitlines() if line.startswith(f"| {first_cells} |")]
+    assert len(lines) == 1, (first_cells, lines)
+    return lines[0]
+
+
+MAIN_UNITS = [mnli_unit(m, s) for m, s in [("none", 1), ("none", 2), ("tat", 1), ("tat", 2)]]
+NO_FIGURES = ("--heldout", "not_a_set")  # for tests about tables only: drawing is the slow part
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory) -> tuple[str, Path]:
+    tmp = tmp_path_factory.mktemp("full")
+    return run(tmp, [*MAIN_UNITS, mnli_unit("tat_oracle", 1), *glue_units()]), tmp / "out"
+
+
+def test_main_table_has_hand_computed_means_and_paired_differences(full):
+    main = section(full[0], 1)
+    held = block(main, "`mnli` / `mnli_dev_matched`")
+    # none: 50, 75 -> 62.50, sample std sqrt(312.5) = 17.68; tat: 100, 90 -> 95.00 ± 7.07
+    assert row(held, "none").startswith("| none | 2 | 62.50 ± 17.68 | — | — | — | not run yet |")
+    tat = row(held, "tat").split(" | ")
+    assert tat[:4] == ["| tat", "2", "95.00 ± 7.07", "+32.50 (s1 +50.00, s2 +15.00)"]
+    # Seed-averaged per-example gains: 1 on 5 examples, 0.5 on 5, 0 on 8, -0.5 on 2:
+    # mean 0.325, standard error about 0.11, so the 95% interval stays above 0.
+    assert tat[5] == "ahead" and tat[6] == "not run yet"
+    assert "in-domain (model selection), accuracy, 20 examples, 3 labels" in held
+    assert "Not run yet on" not in held
+    assert "| tat_oracle |" not in main  # the oracle has its own section
+    assert "Methods not run yet: smart, freelb, r3f, random." in main
+
+
+def test_zero_shot_and_regression_rows(full):
+    main = section(full[0], 1)
+    scitail = block(main, "`mnli` / `scitail_test`")
+    assert "zero-shot, accuracy, 4 examples, 2 labels" in scitail
+    assert row(scitail, "none").startswith("| none | 2 | 50.00 ± 0.00 |")
+    tat = row(scitail, "tat").split(" | ")
+    assert tat[2:4] == ["75.00 ± 0.00", "+25.00 (s1 +25.00, s2 +25.00)"]
+    # The gain is one example of four: a resample misses it with probability (3/4)^4.
+    assert tat[4].startswith("[+0.00,") and tat[5] == "no difference"
+    stsb = block(main, "`stsb` / `stsb_dev`")
+    assert "pearson, 5 examples, regression" in stsb
+    assert row(stsb, "none").startswith("| none | 1 | 100.00 ± n/a |")
+    assert row(stsb, "tat").startswith("| tat | 1 | 90.00 ± n/a | -10.00 (s1 -10.00) |")
+
+
+def test_binary_tasks_have_their_own_table(full):
+    text = full[0]
+    binary = section(text, 2)
+    assert "targeted gold-loss ascent (two labels: one wrong label)" in binary
+    assert row(binary, "tat").startswith("| tat | 1 | 100.00 ± n/a | +25.00 (s1 +25.00) |")
+    assert "rte_dev" not in section(text, 1)
+    assert "stsb_dev" not in binary and "scitail_test" not in binary
+
+
+def test_oracle_is_compared_with_tat_on_the_paired_seed(full):
+    # tat_oracle has seed 1 only: 100 against tat's seed 1, also 100.
+    assert row(section(full[0], 3), "mnli | mnli_dev_matched") == (
+        "| mnli | mnli_dev_matched | 100.00 ± n/a | 95.00 ± 7.07 | +0.00 (s1 +0.00) "
+        "| [+0.00, +0.00] | no difference |"
+    )
+
+
+def test_confusion_section_and_figure(full):
+    text, out = full
+    confusion = section(text, 4)
+    # entailment row (7 examples x 2 seeds): none right on 8 of 14, 6 to neutral;
+    # tat right on 13 of 14 (seed 2 misses uid 18), 1 to neutral.
+    entail = row(confusion, "entailment").split(" | ")
+    assert entail[1:3] == ["57.1 → 92.9 (+35.7)", "42.9 → 7.1 (-35.7)"]
+    assert "(figures/confusion_mnli.png)" in confusion
+    assert_png(out / "figures" / "confusion_mnli.png")
+
+
+def test_difficulty_section_and_figure(full):
+    text, out = full
+    difficulty = section(text, 5)
+    assert "model-agreement proxy" in difficulty and "not the human" in difficulty
+    assert row(difficulty, "bucket") == "| bucket | examples | none | tat |"
+    assert row(difficulty, "[0-50)") == "| [0-50) | 5 | 0.00 | 100.00 |"
+    assert row(difficulty, "[50-80)") == "| [50-80) | 5 | 50.00 | 100.00 |"
+    assert row(difficulty, "[80-95)") == "| [80-95) | 5 | 100.00 | 100.00 |"
+    assert row(difficulty, "[95-100]") == "| [95-100] | 5 | 100.00 | 80.00 |"
+    assert_png(out / "figures" / "difficulty_mnli.png")
+
+
+def test_learning_curves_and_wall_time(full):
+    text, out = full
+    curves = section(text, 6)
+    assert row(curves, "none") == "| none | 2 | 55.00 | 62.50 |"
+    assert row(curves, "tat") == "| tat | 2 | 87.50 | 95.00 |"
+    assert_png(out / "figures" / "curves_mnli.png")
+    wall = section(text, 7)
+    assert row(wall, "mnli-tat-s2") == (
+        "| mnli-tat-s2 | abcdef1 | no | 2-core CPU (test) | 2026-11-30T07:00:00Z | 330.0 | 2 |"
+    )
+    assert row(wall, "mnli | tat") == "| mnli | tat | 2 | 315.0 | 3.00 |"  # 315 / 105
+
+
+def test_a_partial_study_reports_what_is_missing_and_nothing_else(tmp_path):
+    figures = tmp_path / "out" / "figures"
+    figures.mkdir(parents=True)
+    (figures / "confusion_mnli.png").write_bytes(PNG_MAGIC)  # from an earlier, fuller run
+    (figures / "sketch.png").write_bytes(PNG_MAGIC)  # not the report's
+    text = run(tmp_path, [mnli_unit("none", 1)], "--mnli_file", str(tmp_path / "absent.txt"))
+    held = block(section(text, 1), "`mnli` / `mnli_dev_matched`")
+    assert row(held, "none").startswith("| none | 1 | 50.00 ± n/a | — |")
+    assert "Methods not run yet: smart, tat, freelb, r3f, random." in text
+    assert "Fewer than 3 seeds: none (1)." in text
+    assert section(text, 2).strip().endswith("Not run yet.")
+    assert "No `tat_oracle` units: not run yet." in section(text, 3)
+    assert "Figure 1 skipped (not run yet: tat)." in section(text, 4)
+    assert "Figure 2 skipped: cannot read the difficulty file" in section(text, 5)
+    for verdict in ("ahead", "behind", "no difference"):
+        assert f"| {verdict} |" not in text
+    # An old confusion figure would contradict the report: it is gone; others stay.
+    assert not (figures / "confusion_mnli.png").exists()
+    assert (figures / "sketch.png").exists()
+    assert_png(figures / "curves_mnli.png")
+
+
+def test_no_results_yet(tmp_path):
+    text = run(tmp_path, [])
+    assert "No finished units" in text
+
+
+def test_a_recorded_metric_that_disagrees_with_the_predictions_is_noted(tmp_path):
+    units = [mnli_unit("none", 1)]
+    units[0]["eval"]["mnli_dev_matched"]["metrics"]["accuracy"] = 61.0
+    text = run(tmp_path, units, *NO_FIGURES)
+    assert "recorded accuracy 61.00 but its predictions give 50.00" in text
+    assert "| none | 1 | 50.00 ± n/a |" in text
+
+
+def test_bad_results_are_one_line_errors_naming_the_file(tmp_path, capsys):
+    results = write_units(tmp_path / "results", [mnli_unit("none", 1)])
+    (results / "broken.json").write_text("{not json", encoding="utf-8")
+    argv = ["--results", str(results), "--out", str(tmp_path / "out"), *BOOTSTRAP]
+    assert report.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "broken.json" in err and err.count("\n") == 1
+    (results / "broken.json").write_text(json.dumps(mnli_unit("none", 1)), encoding="utf-8")
+    assert report.main(argv) == 2
+    assert "seed 1 is also unit 'mnli-none-s1'" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "report.md").exists()
+
+
+def test_the_real_difficulty_file_reads_as_uid_to_count(data_real_dir):
+    path = data_real_dir / "mnli" / "mnli_development_set_number_of_correct_responses.txt"
+    scores = report.load_difficulty(path)
+    assert len(scores) == 9815  # MNLI dev-matched
+    assert set(scores) == {str(i) for i in range(9815)}
+    assert all(0 <= s <= 100 for s in scores.values())
+
+
+def test_a_wrong_difficulty_file_is_named(tmp_path):
+    path = tmp_path / "dev.tsv"
+    path.write_text("index\tpremise\thypothesis\tgold_label\n0\ta\tb\tneutral\n")
+    with pytest.raises(report.ReportError, match="dev.tsv:1: expected a header"):
+        report.load_difficulty(path)
+    write_difficulty(path)
+    path.write_text(path.read_text().replace("\t30\n", "\tmany\n", 1))
+    with pytest.raises(report.ReportError, match="dev.tsv:2: 'many' is not a count"):
+        report.load_difficulty(path)
+
+
+def assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 1024, path
