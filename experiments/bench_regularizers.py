@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from real_batch import all_regularizers, rte_model_and_batch  # noqa: E402
+from real_batch import all_regularizers, real_model_and_batch  # noqa: E402
 
 
 def main() -> int:
@@ -34,7 +34,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=2, help="Passes over all methods (interleaved).")
     args = p.parse_args()
     torch.manual_seed(0)
-    init, rte, model, batch = rte_model_and_batch(
+    init, rte, model, batch = real_model_and_batch(
         args.data_dir, args.init_checkpoint, args.batch_size
     )
     model.train()

@@ -1,4 +1,4 @@
-"""A fixed batch of real RTE training rows and a pretrained encoder with a fresh RTE head.
+"""A fixed batch of real training rows (RTE by default) and a pretrained encoder with a fresh head.
 
 Shared by the measurement scripts in this folder (perturbation_scale.py,
 bench_regularizers.py), so both measure on the same thing.
@@ -20,15 +20,19 @@ from mt_dnn.model import MultiTaskModel, checkpoint_pooling, load_encoder  # noq
 from mt_dnn.trainer import resolve_init_checkpoint  # noqa: E402
 
 
-def rte_model_and_batch(
-    data_dir: str, init_checkpoint: str, n_rows: int, dropout: float | None = None
+def real_model_and_batch(
+    data_dir: str,
+    init_checkpoint: str,
+    n_rows: int,
+    dropout: float | None = None,
+    task_name: str = "rte",
 ) -> tuple[str, TaskDef, MultiTaskModel, dict]:
-    """(encoder path, RTE task, model, batch of the first ``n_rows`` training rows)."""
-    rte = load_task_defs(ROOT / "experiments/glue/glue_task_def.yml")["rte"]
-    rows = TaskDataset.load(Path(data_dir) / "rte_train.json", rte, "train").rows
+    """(encoder path, task, model with a fresh head, batch of the first ``n_rows`` training rows)."""
+    task = load_task_defs(ROOT / "experiments/glue/glue_task_def.yml")[task_name]
+    rows = TaskDataset.load(Path(data_dir) / f"{task_name}_train.json", task, "train").rows
     init = resolve_init_checkpoint(init_checkpoint)
-    model = MultiTaskModel(load_encoder(init), {"rte": rte}, checkpoint_pooling(init), dropout)
-    return init, rte, model, collate(rows[:n_rows], model.pad_token_id, rte)
+    model = MultiTaskModel(load_encoder(init), {task_name: task}, checkpoint_pooling(init), dropout)
+    return init, task, model, collate(rows[:n_rows], model.pad_token_id, task)
 
 
 def method_config(name: str, **overrides) -> AdvConfig:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mt_dnn.adversarial.config import AdvConfig
+from mt_dnn.adversarial.config import AdvConfig, preset_values
 from mt_dnn.config import ConfigError, TrainConfig, add_dataclass_args, build, read_yaml
 
 
@@ -38,6 +38,13 @@ def parse_train_args(argv: Sequence[str]) -> tuple[TrainConfig, AdvConfig]:
         if args.get("adv", yaml_values.get("adv", "smart")) not in ("smart", "none"):
             raise ConfigError("--adv_train means --adv smart; do not combine it with another --adv")
         args["adv"] = "smart"
+    preset = args.get("adv_preset", yaml_values.get("adv_preset"))
+    if preset is not None:
+        # The preset sits below the YAML and the flags: an explicit value still wins.
+        try:
+            yaml_values = {**preset_values(str(preset)), **yaml_values}
+        except ValueError as exc:
+            raise ConfigError(f"{config_path or 'flags'}: {exc}") from None
     cfg, adv_cfg = build([TrainConfig, AdvConfig], yaml_values, args, source=config_path or "flags")
     return cfg, adv_cfg
 

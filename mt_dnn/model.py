@@ -11,7 +11,8 @@ forward bit for bit, which the adversarial regularizers rely on.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,6 +97,35 @@ class MultiTaskModel(nn.Module):
 
     def forward(self, batch: Mapping[str, Tensor], task: str) -> Tensor:
         return self.forward_embeds(self.embed(batch), batch, task)
+
+    @contextmanager
+    def embedding_output_hook(self, fn: Callable[[Tensor], Tensor | None]) -> Iterator[None]:
+        """Within the block, ``fn`` sees (and may replace) the embedding block's output.
+
+        The embedding block (word + position + segment embeddings, LayerNorm,
+        dropout) is ``encoder.embeddings`` in every HF encoder family we support;
+        its output is what the encoder layers receive, mt-dnn's perturbation space.
+        """
+        block = getattr(self.encoder, "embeddings", None)
+        if not isinstance(block, nn.Module):
+            raise ValueError(
+                f"{type(self.encoder).__name__} has no 'embeddings' module: adv_space=hidden "
+                "needs one; use adv_space=word"
+            )
+
+        def hook(module, args, output):
+            if not isinstance(output, Tensor):
+                raise ValueError(
+                    f"{type(block).__name__} returns {type(output).__name__}, not a tensor: "
+                    "adv_space=hidden cannot perturb it; use adv_space=word"
+                )
+            return fn(output)
+
+        handle = block.register_forward_hook(hook)
+        try:
+            yield
+        finally:
+            handle.remove()
 
 
 def checkpoint_pooling(name_or_path: str) -> str:

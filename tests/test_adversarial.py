@@ -19,7 +19,7 @@ from mt_dnn.adversarial import (
     build_regularizer,
 )
 from mt_dnn.adversarial import functional as AF
-from mt_dnn.adversarial.base import clean_forward, gradient_steps
+from mt_dnn.adversarial.base import clean_forward, perturbation
 from mt_dnn.adversarial.freelb import FreeLBRegularizer
 from mt_dnn.adversarial.r3f import R3FRegularizer
 from mt_dnn.confusion import save_confusion
@@ -27,7 +27,7 @@ from mt_dnn.losses import task_loss
 from tests.tiny import CLS_TASK, REG_TASK, TASKS, tiny_batch, tiny_model
 
 # Backward calls each method card states, for adv_k=2.
-CARD_BACKWARD_CALLS = {"none": 1, "smart": 1, "tat": 1, "freelb": 2, "r3f": 1}
+CARD_BACKWARD_CALLS = {"none": 1, "smart": 1, "tat": 1, "freelb": 2, "r3f": 1, "random": 1}
 
 CASES = [
     pytest.param(name, task, kind, id=f"{name}-{task.name}-{kind}")
@@ -92,13 +92,16 @@ def test_contract(name, task, kind):
 
     # Zero noise and zero steps: the adversarial term vanishes and the gradients are
     # those of plain training.
-    zero = dataclasses.replace(cfg, adv_k=0, adv_noise_var=0.0, freelb_init_mag=0.0, r3f_eps=0.0)
+    zero = dataclasses.replace(
+        cfg, adv_k=0, adv_noise_var=0.0, adv_epsilon=0.0, freelb_init_mag=0.0, r3f_eps=0.0
+    )
     out0, g0, _ = run_step(build_regularizer(zero, TASKS), task, kind)
     assert abs(out0.adv_loss) <= 1e-7
     plain = plain_grads(task, kind)
     assert g0.keys() == plain.keys()
     for key in plain:
-        torch.testing.assert_close(g0[key], plain[key], rtol=1e-5, atol=1e-7)
+        # mt-dnn's detached KL form leaves float round-off (~1e-7) in its zero gradient.
+        torch.testing.assert_close(g0[key], plain[key], rtol=1e-5, atol=1e-6)
 
     # state_dict survives JSON, and a restored regularizer takes the same next step.
     reg_b = build_regularizer(cfg, TASKS)
@@ -240,7 +243,7 @@ def _perturbation(cfg, task, inner, direction, seed=0, kind="bert"):
     batch = tiny_batch(task, batch_size=8)
     clean = clean_forward(model, batch, task)
     gen = torch.Generator().manual_seed(seed)
-    delta = gradient_steps(model, batch, task, clean, cfg, gen, inner(clean), direction)
+    delta = perturbation(model, batch, task, clean, cfg, gen, inner(clean), direction)
     with torch.no_grad():
         logits = model.forward_embeds(clean.x + delta, batch, task.name)
     return model, batch, clean, delta, logits

@@ -181,7 +181,9 @@ def commit_result(path: Path, name: str, record: dict) -> None:
     )
     for attempt in range(20):  # another commit may hold the index lock for a moment
         rc = subprocess.call(["git", "add", str(path)], cwd=ROOT)
-        rc = rc or subprocess.call(["git", "commit", "-q", "-m", message, "--", str(path)], cwd=ROOT)
+        rc = rc or subprocess.call(
+            ["git", "commit", "-q", "-m", message, "--", str(path)], cwd=ROOT
+        )
         if rc == 0:
             return
         time.sleep(3 + attempt)

@@ -16,6 +16,7 @@ from mt_dnn.adversarial.base import Regularizer, StepOutput
 from mt_dnn.adversarial.freelb import FreeLBRegularizer
 from mt_dnn.adversarial.none import NoRegularizer
 from mt_dnn.adversarial.r3f import R3FRegularizer
+from mt_dnn.adversarial.random_direction import RandomDirectionRegularizer
 from mt_dnn.adversarial.smart import SmartRegularizer
 from mt_dnn.adversarial.tat import TargetedRegularizer
 
@@ -25,6 +26,7 @@ REGULARIZERS: dict[str, type[Regularizer]] = {
     "tat": TargetedRegularizer,
     "freelb": FreeLBRegularizer,
     "r3f": R3FRegularizer,
+    "random": RandomDirectionRegularizer,
 }
 
 from mt_dnn.adversarial.config import AdvConfig  # noqa: E402  (its validation reads REGULARIZERS)
@@ -51,6 +53,7 @@ __all__ = [
     "FreeLBRegularizer",
     "NoRegularizer",
     "R3FRegularizer",
+    "RandomDirectionRegularizer",
     "Regularizer",
     "SmartRegularizer",
     "StepOutput",

@@ -11,7 +11,6 @@ touches the optimizer.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +37,90 @@ class StepOutput:
     skipped: bool = False  # adversarial term skipped: non-finite perturbation gradient
 
 
+class WordSpace:
+    """Perturb the word embeddings and run the encoder with ``inputs_embeds=``."""
+
+    name = "word"
+
+    def clean(self, model, batch: Mapping[str, Tensor], task: TaskDef) -> tuple[Tensor, Tensor]:
+        embeds = model.embed(batch)
+        return embeds, model.forward_embeds(embeds, batch, task.name)
+
+    def forward(self, model, batch, task: TaskDef, base: Tensor, delta: Tensor) -> Tensor:
+        """Logits at ``base + delta`` (``base`` in the graph for parameter gradients, or not)."""
+        return model.forward_embeds(base + delta.to(base.dtype), batch, task.name)
+
+
+class HiddenSpace:
+    """Perturb the embedding block's output (post-LayerNorm), mt-dnn's space.
+
+    The perturbed forward runs the embedding block again and adds delta to its
+    output, which goes to the encoder layers directly (mt-dnn instead feeds the
+    sum through the embedding block a second time). With the dropout mask
+    replayed, the recomputed output equals the clean one.
+    """
+
+    name = "hidden"
+
+    def clean(self, model, batch: Mapping[str, Tensor], task: TaskDef) -> tuple[Tensor, Tensor]:
+        captured: list[Tensor] = []
+        with model.embedding_output_hook(captured.append):
+            logits = model(batch, task.name)
+        return captured[0], logits
+
+    def forward(self, model, batch, task: TaskDef, base: Tensor, delta: Tensor) -> Tensor:
+        with model.embedding_output_hook(lambda out: out + delta.to(out.dtype)):
+            return model(batch, task.name)
+
+
+Space = WordSpace | HiddenSpace
+SPACES: dict[str, Space] = {"word": WordSpace(), "hidden": HiddenSpace()}
+
+
+class DropoutMasks:
+    """One dropout mask for the forwards of one adversarial step, by replaying the RNG.
+
+    Dropout draws from the global CPU/CUDA generator (the regularizer's noise
+    and targets use its own generator, so they do not move it). ``clean()`` is
+    called before the clean forward and ``perturbed()`` before each perturbed
+    one (inner steps and the final forward). Modes: ``shared`` replays the
+    clean forward's mask in every perturbed forward (delta = 0 then gives
+    exactly the clean logits); ``adversarial`` replays the first perturbed
+    forward's mask in the later ones; ``independent`` does nothing. Every
+    replayed forward consumes the same random numbers, so the generator ends
+    where one forward would leave it.
+    """
+
+    def __init__(self, mode: str, device: torch.device):
+        self.mode = mode
+        self.device = torch.device(device)
+        self._state: tuple[Tensor, Tensor | None] | None = None
+
+    def _capture(self) -> tuple[Tensor, Tensor | None]:
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        return torch.get_rng_state(), cuda
+
+    def clean(self) -> None:
+        if self.mode == "shared":
+            self._state = self._capture()
+
+    def perturbed(self) -> None:
+        if self.mode == "independent":
+            return
+        if self._state is None:
+            self._state = self._capture()
+            return
+        cpu, cuda = self._state
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, self.device)
+
+
 @dataclass
 class Clean:
     """The clean forward of a batch and the geometry its perturbations live in."""
 
-    embeds: Tensor  # word embeddings, in the graph (parameter gradients flow)
+    embeds: Tensor  # the perturbed tensor (word embeddings or hidden), in the graph
     logits: Tensor
     loss: Tensor
     mask: Tensor  # [B, T, 1]
@@ -53,9 +131,10 @@ class Clean:
         return self.embeds.detach()
 
 
-def clean_forward(model, batch: Mapping[str, Tensor], task: TaskDef) -> Clean:
-    embeds = model.embed(batch)
-    logits = model.forward_embeds(embeds, batch, task.name)
+def clean_forward(
+    model, batch: Mapping[str, Tensor], task: TaskDef, space: Space = SPACES["word"]
+) -> Clean:
+    embeds, logits = space.clean(model, batch, task)
     loss = task_loss(logits, batch["labels"], task)
     return Clean(embeds, logits, loss, AF.token_mask(batch["attention_mask"]))
 
@@ -78,6 +157,15 @@ class Regularizer:
         # targets are drawn where they are used; its state is part of state_dict.
         self._generator: torch.Generator | None = None
         self._pending_generator_state: dict | None = None
+        self.space = SPACES[cfg.adv_space]
+
+    def masks(self, device: torch.device) -> DropoutMasks:
+        """A fresh dropout-mask replayer for one step (``adv_dropout``)."""
+        return DropoutMasks(self.cfg.adv_dropout, device)
+
+    def divergence(self, adv_logits: Tensor, clean_logits: Tensor, task: TaskDef) -> Tensor:
+        """The final adversarial term, in the configured gradient form."""
+        return AF.divergence(adv_logits, clean_logits, task.adv_loss, self.cfg.adv_divergence_grad)
 
     @property
     def backward_calls(self) -> int:
@@ -156,6 +244,24 @@ class Regularizer:
         self.skipped_steps += 1
         return self.plain(clean, backward, skipped=True)
 
+    def begin(self, model, batch, task: TaskDef) -> tuple[DropoutMasks, Clean]:
+        """The clean forward in this regularizer's space, with its dropout mask recorded."""
+        masks = self.masks(batch["input_ids"].device)
+        masks.clean()
+        return masks, clean_forward(model, batch, task, self.space)
+
+    def attack(self, model, batch, task, clean: Clean, masks, inner_loss, direction: float):
+        """SMART/TAT's perturbation (see :func:`perturbation`), or None if not finite."""
+        generator = self.generator(clean.embeds.device)
+        return perturbation(
+            model, batch, task, clean, self.cfg, generator, inner_loss, direction, self.space, masks
+        )
+
+    def perturbed_logits(self, model, batch, task, clean: Clean, delta: Tensor, masks) -> Tensor:
+        """The final perturbed forward, in the graph (parameter gradients flow)."""
+        masks.perturbed()
+        return self.space.forward(model, batch, task, clean.embeds, delta)
+
     def finish(
         self, clean: Clean, adv: Tensor, delta: Tensor | None, backward: Backward
     ) -> StepOutput:
@@ -171,7 +277,7 @@ class Regularizer:
         )
 
 
-def gradient_steps(
+def perturbation(
     model,
     batch: Mapping[str, Tensor],
     task: TaskDef,
@@ -180,25 +286,43 @@ def gradient_steps(
     generator: torch.Generator,
     inner_loss: Callable[[Tensor], Tensor],
     direction: float,
+    space: Space = SPACES["word"],
+    masks: DropoutMasks | None = None,
+    trace: dict | None = None,
 ) -> Tensor | None:
-    """SMART/TAT perturbation: Gaussian start, K normalised gradient steps, projection.
+    """SMART/TAT perturbation: Gaussian start, K gradient steps.
 
-    ``delta <- Proj_eps(delta + direction * eta * g / ||g||_p)`` with ``g`` the
-    gradient of ``inner_loss(logits of x + delta)`` w.r.t. delta alone
-    (``direction`` +1 ascends, -1 descends). Returns the detached delta, or None
-    if a gradient was not finite.
+    ``adv_update=project``: ``delta_0 = Proj_eps(N(0, sigma^2))`` and
+    ``delta <- Proj_eps(delta + direction * eta * g / ||g||_p)``.
+    ``adv_update=mtdnn``: ``delta_0 = N(0, sigma^2)`` and
+    ``delta <- (delta + direction * eta * g) / (||delta + direction * eta * g||_p + eps)``.
+    ``g`` is the gradient of ``inner_loss(logits at x + delta)`` w.r.t. delta
+    alone (``direction`` +1 ascends, -1 descends). Returns the detached delta,
+    or None if a gradient was not finite. ``trace`` (a dict) collects each
+    step's starting delta and gradient, for measurements and tests.
     """
     x, mask = clean.x, clean.mask
     p, level = cfg.adv_p_norm, cfg.adv_norm_level
     unit = AF.ball_unit(x, mask, p, level, cfg.adv_scale)
-    sigma = math.sqrt(cfg.adv_noise_var) * AF.noise_unit(x, mask, level, cfg.adv_scale)
+    sigma = cfg.adv_noise_var * AF.noise_unit(x, mask, level, cfg.adv_scale)
     delta = AF.normal_noise(x, mask, sigma, generator)
+    if cfg.adv_update == "project":
+        delta = AF.project(delta, cfg.adv_epsilon * unit, mask, p, level)
     for _ in range(cfg.adv_k):
         delta.requires_grad_(True)
-        logits = model.forward_embeds(x + delta.to(x.dtype), batch, task.name)
+        if masks is not None:
+            masks.perturbed()
+        logits = space.forward(model, batch, task, x, delta)
         (grad,) = torch.autograd.grad(inner_loss(logits), delta)
         if not finite(grad):
             return None
-        step = direction * cfg.adv_step_size * unit * AF.normalize_grad(grad, mask, p, level)
-        delta = AF.project(delta.detach() + step, cfg.adv_epsilon * unit, mask, p, level)
+        if trace is not None:
+            trace.setdefault("starts", []).append(delta.detach())
+            trace.setdefault("grads", []).append(grad.detach())
+        if cfg.adv_update == "mtdnn":
+            moved = delta.detach() + direction * cfg.adv_step_size * grad.float()
+            delta = unit * AF.normalize_sum(moved, mask, p, level, cfg.adv_epsilon)
+        else:
+            step = direction * cfg.adv_step_size * unit * AF.normalize_grad(grad, mask, p, level)
+            delta = AF.project(delta.detach() + step, cfg.adv_epsilon * unit, mask, p, level)
     return delta.detach()

@@ -22,7 +22,10 @@ metrics when delta_0 is not zero (with ``freelb_init_mag=0`` step 0 is the clean
 forward and is reused).
 
 Defaults: the shared adv_* values (eta=0.5, eps=0.05 relative, L-inf per
-token) and ``freelb_init_mag=0.02`` relative. ``adv_k`` defaults to 1 for
+token, ``adv_space``) and ``freelb_init_mag=0.02`` relative. With
+``adv_dropout`` shared or adversarial every ascent step replays one dropout mask
+(as the reference implementation reuses its masks). ``adv_update=mtdnn`` is
+refused: FreeLB's ascent always projects on the ball. ``adv_k`` defaults to 1 for
 SMART/TAT; FreeLB needs ``--adv_k 2`` or more to ascend at all (the paper uses
 2-5); with K=1 it is training on randomly initialised noise. The paper's values
 for BERT-base (absolute, L2 per example: eta=1e-1, init_mag=0.6, unbounded) are
@@ -51,6 +54,11 @@ class FreeLBRegularizer(Regularizer):
 
     def __init__(self, cfg, task_defs):
         super().__init__(cfg, task_defs)
+        if cfg.adv_update != "project":
+            raise ValueError(
+                "FreeLB projects each ascent step on the eps ball; adv_update=mtdnn (the mtdnn "
+                "preset) applies to smart, tat and random only"
+            )
         if cfg.adv_k == 1:
             # adv_k is shared with SMART/TAT, whose papers use K=1; for FreeLB that
             # means training on the random initial delta only, which is rarely meant.
@@ -75,27 +83,32 @@ class FreeLBRegularizer(Regularizer):
         self.steps += 1
         cfg = self.cfg
         labels = batch["labels"]
-        embeds = model.embed(batch)
-        x = embeds.detach()
         mask = AF.token_mask(batch["attention_mask"])
+        masks = self.masks(batch["input_ids"].device)
+        masks.clean()
+        k = max(cfg.adv_k, 1)
+        clean_logits = clean_loss = None
+        if self.space.name == "hidden" or (cfg.freelb_init_mag > 0 and cfg.adv_k > 0):
+            # The clean logits for the training metrics (and the hidden space's geometry).
+            with torch.no_grad():
+                x, clean_logits = self.space.clean(model, batch, task)
+                clean_loss = task_loss(clean_logits, labels, task)
+            x = x.detach()
+        else:
+            x = model.embed(batch).detach()
         p, level = cfg.adv_p_norm, cfg.adv_norm_level
         unit = AF.ball_unit(x, mask, p, level, cfg.adv_scale)
-        k = max(cfg.adv_k, 1)
         delta = self.init_delta(x, mask, self.generator(x.device))
         if cfg.adv_k == 0:
             delta = torch.zeros_like(delta)
-        clean_logits = clean_loss = None
-        if bool((delta != 0).any()):
-            with torch.no_grad():
-                clean_logits = model.forward_embeds(x, batch, task.name)
-                clean_loss = task_loss(clean_logits, labels, task)
         total = 0.0
         skipped = False
         for t in range(k):
             delta.requires_grad_(True)
+            masks.perturbed()
             # Re-embed at each step: backward frees the graph of the lookup too.
-            inputs = (embeds if t == 0 else model.embed(batch)) + delta.to(x.dtype)
-            logits = model.forward_embeds(inputs, batch, task.name)
+            base = model.embed(batch) if self.space.name == "word" else x
+            logits = self.space.forward(model, batch, task, base, delta)
             loss = task_loss(logits, labels, task)
             if clean_logits is None:  # delta_0 == 0: step 0 is the clean forward
                 clean_logits, clean_loss = logits.detach(), loss.detach()

@@ -103,6 +103,27 @@ def normalize_grad(grad: Tensor, mask: Tensor, p_norm: str, level: str) -> Tenso
     return grad / group_norm(grad, mask, p_norm, level).clamp(min=_TINY)
 
 
+def normalize_sum(x: Tensor, mask: Tensor, p_norm: str, level: str, stabiliser: float) -> Tensor:
+    """``x / (||x||_p + stabiliser)`` per group: mt-dnn's update, no projection.
+
+    mt-dnn adds ``eta * grad`` to the current perturbation and rescales the sum
+    to unit norm per token; its ``epsilon`` only keeps the division finite.
+    """
+    x = x.float() * mask
+    return x / (group_norm(x, mask, p_norm, level) + stabiliser)
+
+
+def sign_agreement(delta: Tensor, direction: Tensor, mask: Tensor) -> float:
+    """Fraction of real components where ``delta`` has the sign of ``direction``.
+
+    Components where ``direction`` is exactly 0 are not counted. 0.5 is chance: a
+    perturbation that attacks agrees with its (signed) gradient on most.
+    """
+    real = (mask.expand_as(direction) > 0) & (direction != 0)
+    agree = (torch.sign(delta.float()) == torch.sign(direction.float())) & real
+    return float(agree.sum()) / max(int(real.sum()), 1)
+
+
 def project(delta: Tensor, radius: Tensor | float, mask: Tensor, p_norm: str, level: str) -> Tensor:
     """Projection of ``delta`` onto the ball of ``radius`` (per group); padding set to 0."""
     delta = delta * mask
@@ -147,10 +168,23 @@ def mse(input_logits: Tensor, target_logits: Tensor) -> Tensor:
 DIVERGENCES = {"symmetric_kl": symmetric_kl, "kl": kl, "mse": mse}
 
 
-def divergence(input_logits: Tensor, target_logits: Tensor, adv_loss: str) -> Tensor:
-    """The divergence a task definition's ``adv_loss`` names (symmetric_kl, kl or mse)."""
+def divergence(
+    input_logits: Tensor, target_logits: Tensor, adv_loss: str, grad: str = "both"
+) -> Tensor:
+    """The divergence a task definition's ``adv_loss`` names (symmetric_kl, kl or mse).
+
+    ``grad="both"``: gradients flow through both arguments of every KL.
+    ``grad="mtdnn"``: as mt-dnn's criteria, each KL's target distribution is
+    detached: ``KL(b || a)`` with ``b`` fixed plus ``KL(a || b)`` with ``a``
+    fixed for symmetric_kl (same value, about half the gradient), ``b`` fixed
+    for kl. Squared error is the same in both forms.
+    """
     try:
         fn = DIVERGENCES[adv_loss]
     except KeyError:
         raise ValueError(f"adv_loss {adv_loss!r} is not one of {list(DIVERGENCES)}") from None
+    if grad == "mtdnn" and adv_loss == "symmetric_kl":
+        return kl(input_logits, target_logits.detach()) + kl(target_logits, input_logits.detach())
+    if grad == "mtdnn" and adv_loss == "kl":
+        return kl(input_logits, target_logits.detach())
     return fn(input_logits, target_logits)

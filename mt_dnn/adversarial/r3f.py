@@ -15,13 +15,10 @@ for regression), lambda is ``adv_alpha`` and eps is ``r3f_eps``.
 
 Defaults: uniform noise, lambda=1, ``r3f_eps=0.05`` with ``adv_scale=relative``,
 the size of SMART/TAT's ball: each component's noise is at most 5% of the RMS
-component of that token's embedding (measured ``delta_norm_ratio`` 0.029 =
-0.05/sqrt(3) for uniform noise on the tiny test model, 0.05 for normal). Random
-noise moves the output far less than an adversarial delta of the same size
-(symmetric KL ~1e-4 vs ~2e-3 for SMART on the tiny model). The paper's eps=1e-5 is a raw value (``--adv_scale absolute
---r3f_eps 1e-5``); on embeddings of norm ~1 it is ~1e-5 of their size, and
-the regularizer then mostly penalises the curvature of f, which is the paper's
-intent but rarely measurable at that size on small models.
+component of that token's embedding. The space, dropout masks and gradient form
+are the shared ``adv_*`` settings. The paper's eps=1e-5 is a raw value
+(``--adv_scale absolute --r3f_eps 1e-5``); on embeddings of norm ~1 it is ~1e-5
+of their size, and the regularizer then mostly penalises the curvature of f.
 
 Cost: 2 forwards, 1 backward. Backward calls: 1.
 """
@@ -29,7 +26,7 @@ Cost: 2 forwards, 1 backward. Backward calls: 1.
 from __future__ import annotations
 
 from mt_dnn.adversarial import functional as AF
-from mt_dnn.adversarial.base import Regularizer, StepOutput, clean_forward
+from mt_dnn.adversarial.base import Regularizer, StepOutput
 
 
 class R3FRegularizer(Regularizer):
@@ -44,10 +41,9 @@ class R3FRegularizer(Regularizer):
 
     def step(self, model, batch, task, backward) -> StepOutput:
         self.steps += 1
-        clean = clean_forward(model, batch, task)
+        masks, clean = self.begin(model, batch, task)
         noise = self.noise(clean, self.generator(clean.embeds.device))
-        noisy_logits = model.forward_embeds(
-            clean.embeds + noise.to(clean.x.dtype), batch, task.name
+        noisy_logits = self.perturbed_logits(model, batch, task, clean, noise, masks)
+        return self.finish(
+            clean, self.divergence(noisy_logits, clean.logits, task), noise, backward
         )
-        adv = AF.divergence(noisy_logits, clean.logits, task.adv_loss)
-        return self.finish(clean, adv, noise, backward)

@@ -7,31 +7,33 @@ Pre-trained Natural Language Models through Principled Regularized Optimization"
 (ACL), arXiv:1911.03437; Miyato et al. 2018, "Virtual Adversarial Training"
 (TPAMI), arXiv:1704.03976.
 
-With x the word embeddings, f(x) the clean logits and D the task's divergence
-(``adv_loss``: symmetric KL for classification, squared error for regression)::
+With x the perturbed tensor (``adv_space``: the word embeddings, or the
+embedding block's output as mt-dnn), f(x) the clean logits and D the task's
+divergence (``adv_loss``: symmetric KL for classification, squared error for
+regression)::
 
-    delta_0 ~ N(0, sigma^2 I)                      (padding positions zero)
+    delta_0 = Proj_eps(N(0, sigma^2 I))             (sigma = adv_noise_var; padding zero)
     for k in 1..K:                                  ascent on the divergence to the
         g     = grad_delta D(f(x + delta), sg[f(x)])  DETACHED clean output, w.r.t.
         delta = Proj_eps(delta + eta * g / ||g||_p)   delta only (no parameter grads)
-    loss = task_loss(f(x), y) + alpha * D_sym(f(x), f(x + delta))
+    loss = task_loss(f(x), y) + alpha * D(f(x), f(x + delta))
 
 ``||.||_p`` and Proj are L-inf or L2 (``adv_p_norm``), per token or per example
-(``adv_norm_level``). The final term is the symmetric divergence with
-gradients through both outputs (the paper's l_s).
+(``adv_norm_level``). ``adv_update=mtdnn`` replaces the projected step by
+mt-dnn's ``delta = (delta + eta * g) / (||delta + eta * g||_p + eps)``. The final
+term's gradient form is ``adv_divergence_grad`` (mtdnn: each KL's target side
+detached, as mt-dnn's criterion; both: gradients through both sides, about twice
+as strong at the same alpha). ``adv_dropout=shared`` replays one dropout mask in
+the clean, inner and perturbed forwards, so the term is the perturbation's effect
+alone (exactly 0 at delta = 0) rather than partly the divergence between two
+dropout masks.
 
-Defaults: K=1, alpha=1, sigma^2=1e-5, eta=0.5, eps=0.05, L-inf per token,
-``adv_scale=relative``.
-
-Scale: the paper's eps=1e-5, eta=1e-3, sigma^2=1e-5 read as raw radii on
-word embeddings of norm ~1 move the input by ~1e-5 of its size. mt-dnn's
-released code never projects: it replaces delta by the gradient normalised to
-unit L-inf norm per token and adds it after the embedding LayerNorm, i.e. a
-perturbation as large as the embeddings themselves. The defaults take the middle
-reading: relative scale, a ball of 5% of each token's embedding size (measured
-``delta_norm_ratio`` 0.047 on the tiny test model, eta/eps=10 as in TAT so one
-step reaches the edge of the ball). The paper's values are
-``--adv_scale absolute --adv_epsilon 1e-5 --adv_step_size 1e-3``.
+Defaults: the ``relative`` preset (K=1, alpha=1, eps=0.05 of each token's
+embedding size, eta=10 eps so one step reaches the edge of the ball, noise std
+0.1 eps, L-inf per token, shared dropout, mtdnn gradient form). The paper's
+literal numbers are ``--adv_preset paper`` (its eta=1e-3 for SMART: add
+``--adv_step_size 1e-3``); mt-dnn's code is ``--adv_preset mtdnn``. What each
+preset's perturbation measures on MiniLM is in experiments/tat_study/perturbations.md.
 
 Cost: K+2 forwards, K perturbation backwards (autograd.grad), 1 parameter
 backward. Backward calls: 1. A non-finite perturbation gradient skips the
@@ -41,7 +43,7 @@ adversarial term (task loss alone gets the backward) and counts a skipped step.
 from __future__ import annotations
 
 from mt_dnn.adversarial import functional as AF
-from mt_dnn.adversarial.base import Regularizer, StepOutput, clean_forward, gradient_steps
+from mt_dnn.adversarial.base import Regularizer, StepOutput
 
 
 class SmartRegularizer(Regularizer):
@@ -49,20 +51,19 @@ class SmartRegularizer(Regularizer):
 
     def step(self, model, batch, task, backward) -> StepOutput:
         self.steps += 1
-        clean = clean_forward(model, batch, task)
+        masks, clean = self.begin(model, batch, task)
         target = clean.logits.detach()
-        delta = gradient_steps(
+        n = target.shape[0]  # summed over examples, as mt-dnn's inner loss (reduce=False)
+        delta = self.attack(
             model,
             batch,
             task,
             clean,
-            self.cfg,
-            self.generator(clean.embeds.device),
-            lambda logits: AF.divergence(logits, target, task.adv_loss),
+            masks,
+            lambda logits: n * AF.divergence(logits, target, task.adv_loss),
             direction=+1.0,
         )
         if delta is None:
             return self.skip(clean, backward)
-        adv_logits = model.forward_embeds(clean.embeds + delta.to(clean.x.dtype), batch, task.name)
-        adv = AF.divergence(adv_logits, clean.logits, task.adv_loss)
-        return self.finish(clean, adv, delta, backward)
+        adv_logits = self.perturbed_logits(model, batch, task, clean, delta, masks)
+        return self.finish(clean, self.divergence(adv_logits, clean.logits, task), delta, backward)

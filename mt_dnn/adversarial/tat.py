@@ -10,7 +10,7 @@ sampled where the model already errs. Per task, e(y, y') is the current
 expected rate of predicting y' when the gold label is y::
 
     y_t ~ e(y, .) restricted to y_t != y              (one target per example)
-    delta_0 ~ N(0, sigma^2 I)                         (padding positions zero)
+    delta_0 = Proj_eps(N(0, sigma^2 I))               (sigma = adv_noise_var; padding zero)
     for k in 1..K:
         g     = grad_delta l(f(x + delta), y_t)       (w.r.t. delta only)
         delta = Proj_eps(delta - eta * g / ||g||_p)
@@ -47,15 +47,18 @@ Every epoch ``end_epoch`` logs each task's training confusion tally as
 and a TensorBoard figure ``tat_confusion/{task}``. The tallies, e and the random
 generator are in ``state_dict``, so a resumed run samples the same targets.
 
-Defaults: K=1, alpha=1 (the paper's), sigma^2=1e-5, eta=0.5, eps=0.05, L-inf per
-token, ``adv_scale=relative``. The paper's eps=1e-5, eta=1e-4, sigma^2=1e-5
-(``--adv_scale absolute --adv_epsilon 1e-5 --adv_step_size 1e-4``) are raw
-radii: on word embeddings of norm ~1 they move the input by ~1e-5 of its size
-and the target is barely approached (mt-dnn, whose code the paper extends,
-actually perturbs by a unit-L-inf direction after the embedding LayerNorm, as
-large as the embeddings). Relative eps=0.05 keeps the paper's eta/eps=10 (one
-step reaches the edge of the ball) and measurably raises the target's
-probability on the tiny test model (measured ``delta_norm_ratio`` 0.047).
+Space, update, noise, dropout masks and the final term's gradient form are
+SMART's (see :mod:`mt_dnn.adversarial.smart`).
+
+Defaults: the ``relative`` preset: K=1, alpha=1 (the paper's), eps=0.05 of each
+token's embedding size, eta=10 eps (the paper's eta/eps), noise std 0.1 eps, L-inf
+per token, shared dropout, mtdnn gradient form. ``--adv_preset paper`` is the
+paper's eps=1e-5, eta=1e-4 on raw word embeddings (noise std 1e-6, inside the
+ball); ``--adv_preset mtdnn`` is what mt-dnn's code does (a random direction, see
+experiments/tat_study/perturbations.md); ``mtdnn_attack`` is that space and size
+pointed by the gradient. With two labels there is one wrong label, and TAT's step
+equals an untargeted step up the gold loss: targeting matters only with three or
+more classes or regression bins.
 
 Cost: K+2 forwards, K perturbation backwards (autograd.grad), 1 parameter
 backward. Backward calls: 1. A non-finite perturbation gradient skips the
@@ -73,8 +76,7 @@ import torch.nn.functional as F
 
 from data_utils.task_def import TaskDef, TaskType
 from mt_dnn import confusion
-from mt_dnn.adversarial import functional as AF
-from mt_dnn.adversarial.base import Regularizer, StepOutput, clean_forward, gradient_steps
+from mt_dnn.adversarial.base import Regularizer, StepOutput
 from mt_dnn.adversarial.config import AdvConfig
 from mt_dnn.losses import task_loss
 
@@ -190,28 +192,26 @@ class TargetedRegularizer(Regularizer):
         if task.name not in self.expected:
             raise ValueError(f"TAT was built without task '{task.name}'")
         self.steps += 1
-        clean = clean_forward(model, batch, task)
+        masks, clean = self.begin(model, batch, task)
         labels = batch["labels"]
-        generator = self.generator(clean.embeds.device)
-        targets = self.sample_targets(task, labels, generator)
+        targets = self.sample_targets(task, labels, self.generator(clean.embeds.device))
         self.record(task, clean.logits.detach(), labels)
-        delta = gradient_steps(
+        delta = self.attack(
             model,
             batch,
             task,
             clean,
-            self.cfg,
-            generator,
+            masks,
             lambda logits: self.targeted_loss(task, logits, targets),
             direction=-1.0,
         )
         if delta is None:
             return self.skip(clean, backward)
-        adv_logits = model.forward_embeds(clean.embeds + delta.to(clean.x.dtype), batch, task.name)
+        adv_logits = self.perturbed_logits(model, batch, task, clean, delta, masks)
         if self.cfg.tat_adversarial:
             adv = task_loss(adv_logits, labels, task)
         else:
-            adv = AF.divergence(adv_logits, clean.logits, task.adv_loss)
+            adv = self.divergence(adv_logits, clean.logits, task)
         return self.finish(clean, adv, delta, backward)
 
     # -- epochs and state ---------------------------------------------------------------
