@@ -196,7 +196,10 @@ def test_freelb_ascent_steps_share_one_mask():
         losses: list[float] = []
         reg = build_regularizer(cfg, TASKS)
         reg.step(
-            model, tiny_batch(CLS_TASK), CLS_TASK, lambda loss, out=losses: out.append(float(loss.detach()))
+            model,
+            tiny_batch(CLS_TASK),
+            CLS_TASK,
+            lambda loss, out=losses: out.append(float(loss.detach())),
         )
         assert (len(set(losses)) == 1) is same, (mode, losses)
 
