@@ -12,6 +12,13 @@ machine and the wall time, is written to ``--results/<unit>.json`` and (with
 ``--commit``) committed at once, so a run cut off at any time loses at most the
 unit in progress. A unit whose JSON exists is skipped.
 
+A method whose flags contain ``{oracle}`` (TAT's oracle experiment) gets there
+the path of a confusion-matrix file built from the committed result of the same
+study and seed's ``none`` unit: the standard model's confusion matrix on the
+in-domain dev set (the study's first prediction set), which ``--tat_oracle``
+then keeps fixed as TAT's expected error. Such a unit waits until that result
+exists.
+
 ``--code_dir`` is the checkout whose ``train.py``/``predict.py`` run (a
 ``git worktree`` pinned at a commit keeps the code fixed while the main checkout
 moves on); results go to ``--results`` in this checkout. Units run in the order
@@ -112,16 +119,42 @@ def eval_record(data_dir: Path, pred_dir: Path, name: str, labels: list[str] | N
     }
 
 
-def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) -> dict:
+def oracle_file(args, study: str, task: str, seed: int, dev_set: str) -> Path | None:
+    """The standard run's dev confusion matrix as a --tat_oracle file, or None if not run yet."""
+    from mt_dnn.confusion import save_confusion
+
+    result = args.results / f"{study}-none-s{seed}.json"
+    if not result.is_file():
+        return None
+    dev = json.loads(result.read_text(encoding="utf-8"))["eval"][dev_set]
+    n = len(dev["labels"])
+    matrix = [[0] * n for _ in range(n)]
+    for gold, pred in zip(dev["gold"], dev["pred"], strict=True):
+        matrix[gold][pred] += 1
+    path = args.runs / f"{study}-oracle-s{seed}.json"
+    save_confusion(path, {task: (dev["labels"], matrix)})
+    return path
+
+
+def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) -> dict | None:
     from data_utils.task_def import load_task_defs
 
     spec = grid["studies"][study]
     run_dir = args.runs / name
+    flags = [str(f) for f in grid["methods"][method]]
+    oracle = None
+    if any("{oracle}" in f for f in flags):
+        task = spec["train"][spec["train"].index("--train_datasets") + 1]
+        oracle = oracle_file(args, study, task, seed, spec["predict"][0])
+        if oracle is None:
+            print(f"[{name}] waits for {study}-none-s{seed}", flush=True)
+            return None
+        flags = [f.replace("{oracle}", str(oracle)) for f in flags]
     if run_dir.exists():  # a unit cut off half-way starts again from scratch
         shutil.rmtree(run_dir)
     py = args.python
     train_cmd = [py, "train.py", *map(str, grid["common"]), *map(str, spec["train"]),
-                 *map(str, grid["methods"][method]), "--seed", str(seed), "--adv_seed", str(seed),
+                 *flags, "--seed", str(seed), "--adv_seed", str(seed),
                  "--output_dir", str(run_dir), "--progress", "false"]  # fmt: skip
     pred_dir = run_dir / "predictions"
     predict_cmd = [py, "predict.py", "--checkpoint", str(run_dir / "best"),
@@ -172,6 +205,8 @@ def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) ->
         confusions[epoch] = json.loads(path.read_text())
     if confusions:
         record["tat_confusion"] = confusions
+    if oracle is not None:  # the fixed e, so the unit is reproducible from committed files
+        record["oracle_confusion"] = json.loads(oracle.read_text(encoding="utf-8"))
     return record
 
 
@@ -204,6 +239,7 @@ def main() -> int:
     p.add_argument("--python", default=sys.executable, help="Interpreter for the scripts.")
     args = p.parse_args()
     args.runs = args.runs.resolve()
+    args.results = args.results.resolve()
     args.code_dir = args.code_dir.resolve()
     grid = load_grid(args.grid)
     only = {n for n in args.only.split(",") if n}
@@ -221,6 +257,8 @@ def main() -> int:
     for name, study, method, seed in todo:
         print(f"[{name}] started {datetime.now(UTC):%H:%M:%S}", flush=True)
         record = run_unit(args, grid, name, study, method, seed)
+        if record is None:
+            continue
         path = args.results / f"{name}.json"
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps(record) + "\n", encoding="utf-8")
