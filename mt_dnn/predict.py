@@ -80,7 +80,7 @@ def predict_parser() -> argparse.ArgumentParser:
 
 def predict(args: argparse.Namespace) -> dict:
     from mt_dnn.confusion import confusion_matrix, label_names, save_confusion
-    from mt_dnn.submission import check_submission_file, write_submission
+    from mt_dnn.submission import write_submission
 
     ckpt = Path(args.checkpoint)
     meta = read_meta(ckpt)
@@ -143,7 +143,7 @@ def predict(args: argparse.Namespace) -> dict:
                 )
         print(line)
         if args.glue_submission and split in task.submission:
-            submission_files[task.submission[split]] = (task, dataset.uids, strings)
+            submission_files[task.submission[split]] = (dataset.uids, strings)
     write_json(out_dir / "metrics.json", all_metrics)
     if args.confusion_out:
         save_confusion(args.confusion_out, confusions)
@@ -151,17 +151,9 @@ def predict(args: argparse.Namespace) -> dict:
     if args.glue_submission:
         if not submission_files:
             raise TrainingError("--glue_submission: none of --datasets is a GLUE test split")
-        written = write_submission(
-            args.glue_submission,
-            {fname: (uids, strings) for fname, (_, uids, strings) in submission_files.items()},
-        )
-        for fname, (task, uids, _) in submission_files.items():
-            check_submission_file(
-                Path(args.glue_submission) / fname,
-                n_rows=len(uids),
-                label_set=set(task.labels) if task.labels else None,
-                value_range=task.label_range,
-            )
+        # Checked in full against the leaderboard (test-set sizes, indices, its label
+        # strings) before anything is written; a SubmissionError leaves the folder as it was.
+        written = write_submission(args.glue_submission, submission_files)
         print(f"GLUE submission: {', '.join(p.name for p in written)} in {args.glue_submission}")
     return all_metrics
 
