@@ -86,6 +86,12 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
                 raise DataError(
                     path, number, f"not valid UTF-8 (byte {bad!r} at column {exc.start + 1})"
                 ) from None
+            if "\0" in text:
+                # Valid UTF-8, but a text file never holds one: a binary file, or a
+                # corrupted one, whose rows would otherwise be read as garbage text.
+                raise DataError(
+                    path, number, f"NUL byte at column {text.index(chr(0)) + 1}: not a text file"
+                )
             if text.endswith("\n"):
                 text = text[:-1]
             if text.endswith("\r"):

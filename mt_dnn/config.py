@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -179,6 +181,12 @@ class TrainConfig:
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise ValueError(f"{key} {getattr(self, key)!r} is not one of {list(valid)}")
+        # nan passes no range check written as `not low <= x` and fails every other one
+        # with a misleading message; inf passes `x > 0`. Refuse both first, by name.
+        # (f.type is the annotation's text: this module uses postponed annotations.)
+        for f in dataclasses.fields(self):
+            if f.type == "float" and not math.isfinite(getattr(self, f.name)):
+                raise ValueError(f"{f.name} must be a finite number, got {getattr(self, f.name)}")
         positive = (
             "epochs",
             "batch_size",
@@ -201,6 +209,35 @@ class TrainConfig:
         if not self.lookahead and (self.lookahead_k, self.lookahead_alpha) != LOOKAHEAD_DEFAULTS:
             # Set but ignored would be a silent no-op; say so instead.
             raise ValueError("lookahead_k and lookahead_alpha take effect only with lookahead true")
+        # Out of these ranges a value fails later, deep in torch or numpy, or trains silently
+        # wrong (a negative learning rate climbs the loss; a negative sample limit drops rows).
+        for key in ("learning_rate", "adam_eps", "temperature"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"{key} must be > 0, got {getattr(self, key)}")
+        zero_or_more = (
+            "head_learning_rate",  # 0 = same as learning_rate
+            "weight_decay",
+            "global_grad_clipping",  # 0 = off
+            "ratio",  # 0 = off
+            "max_train_samples",  # 0 = all
+            "max_eval_samples",
+        )
+        for key in zero_or_more:
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+        if self.dropout >= 1.0:
+            raise ValueError(
+                "dropout must be below 1 (a probability in [0, 1), or negative to use each "
+                f"task's YAML dropout), got {self.dropout}"
+            )
+        if self.log_every < 1:
+            raise ValueError(f"log_every must be at least 1, got {self.log_every}")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must be in [0, 2**32) (numpy's range), got {self.seed}")
+        if not self.output_dir:
+            raise ValueError(
+                "output_dir must not be empty (it would write into the current folder)"
+            )
 
 
 TUPLE_FIELDS = {"task_def", "train_datasets", "test_datasets"}
@@ -210,13 +247,20 @@ def _field_type(cls: type, f: dataclasses.Field) -> Any:
     return typing.get_type_hints(cls)[f.name]
 
 
+def _optional_inner(hint: Any) -> Any:
+    """X for ``X | None``, else None."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return [a for a in typing.get_args(hint) if a is not type(None)][0]
+    return None
+
+
 def _parse_bool(text: str) -> bool:
     lowered = str(text).lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+    raise ValueError(f"expected true/false, got {text!r}")
 
 
 def _split_list(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -226,19 +270,68 @@ def _split_list(text: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def _converter(hint: Any):
-    origin = typing.get_origin(hint)
-    if hint is bool:
-        return _parse_bool
-    if origin is tuple:
-        return _split_list
-    if origin in (typing.Union, types.UnionType):  # Optional[X]
-        inner = [a for a in typing.get_args(hint) if a is not type(None)][0]
+    """The parser of a flag's text for a field of type ``hint`` (raises ValueError)."""
+    inner = _optional_inner(hint)
+    if inner is not None:
         base = _converter(inner)
         return lambda text: None if str(text).lower() in ("", "none", "null") else base(text)
-    return hint
+    if hint is bool:
+        return _parse_bool
+    if typing.get_origin(hint) is tuple:
+        return _split_list
+    return hint  # int, float, str: int("8.9") and float("fast") raise ValueError
+
+
+def _expected(hint: Any) -> str:
+    inner = _optional_inner(hint)
+    if inner is not None:
+        return f"{_expected(inner)} or null"
+    if typing.get_origin(hint) is tuple:
+        return "a list of names or one comma-separated string"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(hint, str(hint))
+
+
+def _describe(value: Any) -> str:
+    """A YAML value with its YAML type, on one line: ``the float 8.9``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    kinds = {int: "integer", float: "float", str: "string", list: "list", dict: "mapping"}
+    kind = next((name for t, name in kinds.items() if isinstance(value, t)), type(value).__name__)
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"the {kind} {shown}"
+
+
+def _from_yaml(hint: Any, value: Any) -> Any:
+    """``value`` as a field of type ``hint``, or ValueError: YAML types are never coerced
+    (``8.9`` is no integer, ``true`` no number, ``'1e-4'`` no float); only an integer
+    may stand for a float."""
+    inner = _optional_inner(hint)
+    if inner is not None:
+        return None if value is None else _from_yaml(inner, value)
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, str):
+        return value
+    if typing.get_origin(hint) is tuple:
+        if isinstance(value, str):
+            return _split_list(value)
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+    raise ValueError(_describe(value))
 
 
 def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """One flag per field. Flags stay text here: :func:`build` converts them, so that a
+    bad value is a one-line ConfigError like a bad YAML value, not argparse's usage dump."""
     group = parser.add_argument_group(title)
     for f in dataclasses.fields(cls):
         hint = _field_type(cls, f)
@@ -248,7 +341,6 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, title: str) -
         choices_help = f.metadata.get("help", "")
         group.add_argument(
             f"--{f.name}",
-            type=_converter(hint),
             default=argparse.SUPPRESS,  # only flags actually given override YAML/defaults
             metavar=f.name.upper() if hint is not bool else "BOOL",
             help=f"{choices_help} (default: {_show(default)})",
@@ -261,17 +353,17 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def _coerce(cls: type, key: str, value: Any, source: str) -> Any:
-    f = {f.name: f for f in dataclasses.fields(cls)}[key]
-    hint = _field_type(cls, f)
-    if value is None:
-        return None
+def _coerce(cls: type, key: str, value: Any, source: str, text: bool = False) -> Any:
+    """``value`` of field ``key`` as its type; ``text``: parse a flag's text, else a YAML
+    value is checked as it is. A mismatch names the source, the key, the value and the type."""
+    hint = _field_type(cls, {f.name: f for f in dataclasses.fields(cls)}[key])
     try:
-        if hint is bool and isinstance(value, bool):
-            return value
-        return _converter(hint)(value)
-    except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
-        raise ConfigError(f"{source}: {key}: cannot read {value!r} as {hint}: {exc}") from None
+        if text:
+            return _converter(hint)(value)
+        return _from_yaml(hint, value)
+    except ValueError as exc:
+        got = repr(value) if text else str(exc)
+        raise ConfigError(f"{source}: {key} must be {_expected(hint)}, got {got}") from None
 
 
 def build(
@@ -280,36 +372,123 @@ def build(
     flags: Mapping[str, Any],
     source: str = "config",
 ) -> list[Any]:
-    """Instantiate each dataclass from YAML values overridden by flags."""
+    """Instantiate each dataclass from YAML values overridden by flags.
+
+    Every value is checked before anything runs: its type (flags are text and parsed;
+    YAML values must already have the field's type) and then its range, by the
+    dataclass. An error names where the value came from: ``flags`` or ``source``.
+    """
     valid = {f.name: cls for cls in classes for f in dataclasses.fields(cls)}
-    unknown = sorted(set(yaml_values) - set(valid))
+    unknown = sorted((key for key in yaml_values if key not in valid), key=str)
     if unknown:
         raise ConfigError(
             f"{source}: unknown key(s) {unknown}; valid keys are: {', '.join(sorted(valid))}"
         )
-    merged = {**yaml_values, **flags}
     out = []
     for cls in classes:
-        kwargs = {
-            f.name: _coerce(cls, f.name, merged[f.name], source)
-            for f in dataclasses.fields(cls)
-            if f.name in merged
-        }
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            # A YAML value is checked even when a flag overrides it: the file is still wrong.
+            if f.name in yaml_values:
+                kwargs[f.name] = _coerce(cls, f.name, yaml_values[f.name], source)
+            if f.name in flags:
+                value = flags[f.name]
+                kwargs[f.name] = _coerce(cls, f.name, value, "flags", isinstance(value, str))
         try:
             out.append(cls(**kwargs))
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{source}: {exc}") from None
+            # The dataclasses' messages start with the field's name: credit its source.
+            message = " ".join(str(exc).split())
+            key = message.split(" ", 1)[0]
+            raise ConfigError(f"{'flags' if key in flags else source}: {message}") from None
     return out
 
 
+def check_paths(cfg: TrainConfig) -> None:
+    """The checks of a TrainConfig that look at the file system, for the trainer to call
+    before any work (loading data or a model) starts. One-line ConfigErrors:
+
+    - ``output_dir`` (or a folder above it) exists as a file: it cannot be created;
+    - ``init_checkpoint`` is a folder trained by this toolkit (``checkpoint.json`` with
+      ``encoder_config``): the encoder would load without its heads, which is not what
+      anyone means; such a folder is for predict.py;
+    - ``init_checkpoint`` is a file: a model is a hub name or a folder.
+    """
+    from mt_dnn.checkpoint import META  # lazy: checkpoint imports this module (and torch)
+
+    out = Path(cfg.output_dir)
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "it" if folder == out else str(folder)
+                raise ConfigError(f"output_dir {out}: {what} is a file, not a folder")
+            break
+    if not cfg.init_checkpoint:
+        return
+    init = Path(cfg.init_checkpoint)
+    if init.is_file():
+        raise ConfigError(
+            f"init_checkpoint {init}: is a file; expected a HuggingFace hub name or model folder"
+        )
+    meta = init / META
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        trained = isinstance(data, dict) and "encoder_config" in data
+    except (OSError, ValueError):
+        trained = False  # no (readable) checkpoint.json: not one of ours
+    if trained:
+        raise ConfigError(
+            f"init_checkpoint {init}: is a checkpoint trained by this toolkit ({meta} has "
+            "encoder_config); init_checkpoint must be a pretrained encoder (a HuggingFace hub "
+            "name or model folder); to predict with or evaluate a trained checkpoint use "
+            "predict.py"
+        )
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-4`` as a float, as YAML 1.2 does (PyYAML's YAML 1.1
+    needs ``1.0e-4`` and would hand back the string '1e-4', which is no number)."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping of a ``--config`` file; anything else (missing, a folder, binary, not
+    UTF-8, not YAML, not a mapping) is a one-line ConfigError naming the file."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if b"\0" in data:
+        line = data.count(b"\n", 0, data.index(b"\0")) + 1
+        raise ConfigError(f"{path}:{line}: binary file (NUL byte), expected a YAML text file")
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}), expected a YAML "
+            "text file"
+        ) from None
+    try:
+        raw = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        # PyYAML's own message spans lines and quotes the source; the scripts print one line.
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+        what = ", ".join(p for p in parts if p) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {' '.join(what.split())}") from None
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):

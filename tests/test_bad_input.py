@@ -76,6 +76,13 @@ GLUE_CASES = [
     ),
     ("too_few_fields", "RTE/train.tsv", GOOD_RTE + "1\ta b\tentailment\n", 3, "found 3"),
     (
+        "nul_byte",
+        "RTE/train.tsv",
+        GOOD_RTE + "1\ta\x00b\tc\tentailment\n",
+        3,
+        "NUL byte at column 4: not a text file",
+    ),
+    (
         "wrong_task_file",
         "RTE/train.tsv",
         "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t1\t2\ta\tb\n",
@@ -137,6 +144,14 @@ NLI_CASES = [
         "language\tgold_label\tsentence1\tsentence2\tpairID\nen\tneutral\ta\tb\t1\nxx\tneutral\tc\td\t2\n",
         3,
         "split 'dev_xx' is not a split of task 'xnli'",
+    ),
+    (
+        "jsonl_nul_byte",
+        "snli",
+        "snli_1.0_dev.jsonl",
+        '{"pairID": "a", "sentence1": "x\x00", "sentence2": "y", "gold_label": "neutral"}\n',
+        1,
+        "NUL byte at column 32: not a text file",
     ),
     (
         "scitail_wrong_label",
@@ -256,6 +271,13 @@ CANONICAL_CASES = [
         "uid\tlabel\tpremise\thypothesis\n0\t\ta\n",
         2,
         "found 3",
+    ),
+    (
+        "nul_byte",
+        "rte_dev.tsv",
+        "uid\tlabel\tpremise\thypothesis\n0\tentailment\ta\x00\tb\n",
+        2,
+        "NUL byte at column 15: not a text file",
     ),
     (
         "duplicate_uid",

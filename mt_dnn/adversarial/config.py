@@ -29,7 +29,8 @@ Precedence: field defaults < preset < ``--config`` YAML < flags.
 
 # No `from __future__ import annotations`: the trainer reads field.type to build
 # its command line, so the types must be real objects, not strings.
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 
 P_NORMS = ("inf", "l2")
 SPACES = ("word", "hidden")
@@ -241,6 +242,11 @@ class AdvConfig:
             value = getattr(self, name)
             if value not in valid:
                 raise ValueError(f"{name} {value!r} is not one of {list(valid)}")
+        # inf passes the `>= 0` checks below, and nan fails them with a range message that
+        # hides what is wrong: refuse both first, by name.
+        for f in fields(self):
+            if f.type is float and not math.isfinite(getattr(self, f.name)):
+                raise ValueError(f"{f.name} must be a finite number, got {getattr(self, f.name)!r}")
         non_negative = (
             "adv_alpha",
             "adv_k",
