@@ -17,7 +17,7 @@ from data_utils.task_def import TaskDef, load_task_defs  # noqa: E402
 from mt_dnn.adversarial import REGULARIZERS, AdvConfig, build_regularizer  # noqa: E402
 from mt_dnn.adversarial.base import Regularizer  # noqa: E402
 from mt_dnn.model import MultiTaskModel, checkpoint_pooling, load_encoder  # noqa: E402
-from mt_dnn.trainer import resolve_init_checkpoint  # noqa: E402
+from mt_dnn.runtime import resolve_init_checkpoint  # noqa: E402
 
 
 def real_model_and_batch(

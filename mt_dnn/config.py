@@ -166,6 +166,26 @@ class TrainConfig:
         "Also keep the checkpoint of the epoch with the best mean dev score in output_dir/best.",
         default=True,
     )
+    save_every: int = _help(
+        "Also checkpoint every N optimizer steps inside an epoch (0 = only at epoch ends), into "
+        "output_dir/checkpoints/step-N with everything an exact resume needs.",
+        default=0,
+    )
+    keep_checkpoints: int = _help(
+        "How many of the newest output_dir/checkpoints/step-N to keep (best/ is kept apart).",
+        default=2,
+    )
+    resume: str = _help(
+        "auto: continue from the newest complete checkpoint in output_dir/checkpoints if there "
+        "is one (refused if that run's config differs); never: start afresh (refused if "
+        "output_dir already holds checkpoints); or the path of a step-N checkpoint folder.",
+        default="auto",
+    )
+    max_bad_steps: int = _help(
+        "Stop the run after this many consecutive optimizer steps whose loss or gradient was "
+        "not finite (each such step is skipped and counted).",
+        default=5,
+    )
     log_every: int = _help("Log training loss and speed every N optimizer steps.", default=20)
     tensorboard: bool = _help("Write TensorBoard scalars to output_dir/tensorboard.", True)
     progress: bool = _help("Show progress bars.", default=True)
@@ -193,10 +213,14 @@ class TrainConfig:
             "batch_size_eval",
             "grad_accumulation_step",
             "max_seq_len",
+            "keep_checkpoints",
+            "max_bad_steps",
         )
         for key in positive:
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if self.save_every < 0:
+            raise ValueError(f"save_every must be >= 0, got {self.save_every}")
         if not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if not 0.0 < self.layer_decay <= 1.0:

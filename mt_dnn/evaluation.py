@@ -23,6 +23,10 @@ from mt_dnn.model import MultiTaskModel
 from mt_dnn.submission import format_regression
 
 
+class NonFiniteOutputs(ValueError):
+    """The model produced NaN or infinite outputs: nothing derived from them is trustworthy."""
+
+
 @dataclass(frozen=True)
 class HeadChoice:
     head: str  # name of the head that scores the dataset
@@ -128,9 +132,21 @@ def evaluate(
     amp_dtype: torch.dtype | None = None,
     progress: bool = False,
 ) -> dict:
-    """Predictions and, when the data are labelled, the task's metrics."""
+    """Predictions and, when the data are labelled, the task's metrics.
+
+    Non-finite model outputs (diverged weights) are refused, never turned into
+    predictions: NaN logits would otherwise argmax to class 0.
+    """
     choice = choose_head(dataset.task, heads)
     scores = predict_scores(model, dataset, choice.head, batch_size, device, amp_dtype, progress)
+    bad = ~np.isfinite(scores.reshape(len(scores), -1)).all(axis=1) if len(scores) else []
+    if np.any(bad):
+        first = dataset.uids[int(np.flatnonzero(bad)[0])]
+        raise NonFiniteOutputs(
+            f"{dataset.task.name}_{dataset.split}: the model's outputs are not finite on "
+            f"{int(np.sum(bad))} of {len(scores)} rows (first: uid {first}); its weights have "
+            "diverged, so no prediction or metric is written"
+        )
     predictions = scores_to_predictions(dataset.task, choice, scores)
     labels = labels_of(dataset)
     metrics = compute_metrics(dataset.task, predictions, labels) if labels is not None else {}

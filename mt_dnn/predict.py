@@ -14,7 +14,7 @@ from data_utils.task_def import TaskDef, load_task_defs
 from mt_dnn.checkpoint import load_checkpoint, read_meta
 from mt_dnn.config import DEFAULT_TASK_DEFS, write_json
 from mt_dnn.evaluation import evaluate, prediction_strings
-from mt_dnn.trainer import (
+from mt_dnn.runtime import (
     TrainingError,
     dataset_path,
     resolve_amp,

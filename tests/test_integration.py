@@ -193,7 +193,9 @@ def test_mpnet_without_token_type_ids(tmp_path, data_real_dir):
     assert "token_type_ids" not in first
     out = tmp_path / "run"
     run(*train_args(data, out, str(MPNET), "rte", "--adv", "smart"))
-    run("predict.py", "--checkpoint", str(out), "--datasets", "rte_dev", "--progress", "0")
+    best = out / "best"
+    run("predict.py", "--checkpoint", str(best), "--datasets", "rte_dev", "--progress", "0")
     assert (
-        json.loads((out / "checkpoint.json").read_text())["encoder_config"]["model_type"] == "mpnet"
+        json.loads((best / "checkpoint.json").read_text())["encoder_config"]["model_type"]
+        == "mpnet"
     )

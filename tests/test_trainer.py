@@ -12,7 +12,13 @@ from data_utils.task_def import load_task_defs
 from mt_dnn.adversarial import REGULARIZERS, AdvConfig, build_regularizer
 from mt_dnn.checkpoint import load_checkpoint
 from mt_dnn.config import TrainConfig
-from mt_dnn.trainer import TrainingError, resolve_dataset_names, train
+from mt_dnn.trainer import (
+    TrainingError,
+    last_checkpoint,
+    read_train_state,
+    resolve_dataset_names,
+    train,
+)
 from tests.tiny import TASKS, VOCAB, tiny_batch, tiny_encoder, tiny_model
 
 # Loss, adversarial term and gradient norm of one step of each regularizer on the
@@ -117,11 +123,13 @@ def test_train_writes_metrics_config_and_a_loadable_checkpoint(tiny_setup, tmp_p
     assert result["best"]["tcls_dev"]["epoch"] in (1, 2)
     config = json.loads((out / "config.json").read_text())
     assert config["adv"] == method and config["pooling"] == "cls"
-    model, heads, meta = load_checkpoint(out)
+    ckpt = last_checkpoint(out)
+    model, heads, meta = load_checkpoint(ckpt)
     assert set(heads) == {"tcls", "treg"}
-    assert meta["trainer_state"]["epoch"] == 2
-    assert meta["trainer_state"]["sampler"]["epoch"] == 1
-    json.dumps(meta["trainer_state"]["regularizer"])  # JSON, not pickle
+    state = read_train_state(ckpt)
+    assert state["epoch"] == 2
+    assert state["sampler"]["epoch"] == 1
+    json.dumps(state["regularizer"])  # JSON, not pickle
     assert (out / "best" / "model.safetensors").is_file()
 
 
@@ -129,8 +137,8 @@ def test_same_seed_same_run(tiny_setup, tmp_path):
     first = train(make_cfg(tiny_setup, tmp_path, output_dir=str(tmp_path / "a")), AdvConfig())
     second = train(make_cfg(tiny_setup, tmp_path, output_dir=str(tmp_path / "b")), AdvConfig())
     assert first["history"][-1]["dev"] == second["history"][-1]["dev"]
-    a, _, _ = load_checkpoint(tmp_path / "a")
-    b, _, _ = load_checkpoint(tmp_path / "b")
+    a, _, _ = load_checkpoint(last_checkpoint(tmp_path / "a"))
+    b, _, _ = load_checkpoint(last_checkpoint(tmp_path / "b"))
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(p, q), name
 
@@ -161,8 +169,8 @@ def test_gradient_accumulation_averages_micro_batches(tiny_setup, tmp_path):
     )
     train(one, AdvConfig())
     train(two, AdvConfig())
-    a, _, _ = load_checkpoint(tmp_path / "one")
-    b, _, _ = load_checkpoint(tmp_path / "two")
+    a, _, _ = load_checkpoint(last_checkpoint(tmp_path / "one"))
+    b, _, _ = load_checkpoint(last_checkpoint(tmp_path / "two"))
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=name)
 
@@ -205,7 +213,7 @@ def test_predict_confusion_file_drives_tat_oracle_mode(tiny_setup, tmp_path):
     args = predict_parser().parse_args(
         [
             "--checkpoint",
-            str(tmp_path / "out"),
+            str(last_checkpoint(tmp_path / "out")),
             "--datasets",
             "tcls_dev,treg_dev",
             "--task_def",
@@ -221,13 +229,12 @@ def test_predict_confusion_file_drives_tat_oracle_mode(tiny_setup, tmp_path):
     matrices = load_confusion(oracle)
     assert matrices["tcls"][1].shape == (3, 3) and matrices["tcls"][1].sum() == 12
     assert matrices["treg"][1].shape == (10, 10) and matrices["treg"][1].sum() == 12
-    assert (tmp_path / "out" / "predictions" / "tcls_dev.jsonl").is_file()
+    assert (last_checkpoint(tmp_path / "out") / "predictions" / "tcls_dev.jsonl").is_file()
 
     out2 = tmp_path / "oracle_run"
     adv = AdvConfig(adv="tat", tat_oracle=str(oracle))
     train(make_cfg(tiny_setup, tmp_path, epochs=2, output_dir=str(out2)), adv)
-    _, _, meta = load_checkpoint(out2)
-    state = meta["trainer_state"]["regularizer"]
+    state = read_train_state(last_checkpoint(out2))["regularizer"]
     assert state["steps"] > 0
     expected = np.asarray(state["tasks"]["tcls"]["expected"])
     rows = matrices["tcls"][1] / np.maximum(matrices["tcls"][1].sum(1, keepdims=True), 1)
