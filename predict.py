@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Predict with a trained checkpoint; optionally write GLUE leaderboard files.
 
-    python predict.py --checkpoint checkpoints/run --datasets rte_test,rte_dev \
+    python predict.py --checkpoint checkpoints/run/best --datasets rte_test,rte_dev \
         --glue_submission submission/
 """
 

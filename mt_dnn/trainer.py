@@ -444,7 +444,8 @@ def train_epoch(run: Run, state: TrainState) -> tuple[float, int]:
             if bar is not None:
                 bar.set_postfix(loss=f"{means['loss']:.4f}", ex_s=f"{speed:.1f}")
             log = Accumulator.empty()
-        if cfg.save_every and state.global_step % cfg.save_every == 0:
+        # Never a checkpoint inside a streak of bad steps: resuming it would resume the streak.
+        if cfg.save_every and state.global_step % cfg.save_every == 0 and not state.bad_steps:
             if sampler.position != len(sampler):  # the epoch's end is saved after evaluation
                 save_state(run, state)
     if bar is not None:
@@ -536,6 +537,9 @@ def end_epoch(run: Run, state: TrainState, seconds: float, examples: int) -> Non
     )
     if improved:
         state.best_mean = float(np.mean(scores))
+    if state.bad_steps:  # inside a streak of bad steps: keep the last good checkpoint
+        write_json(run.out_dir / "metrics.json", {"history": state.history, "best": state.best})
+        return
     # The epoch's checkpoint first: best/ is only ever a copy of a complete one.
     save_state(run, state)
     if run.cfg.save_best and improved:

@@ -22,11 +22,9 @@ from safetensors.torch import load_file
 
 from data_utils.dataset import TaskDataset
 from data_utils.task_def import load_task_defs
-from mt_dnn.adversarial import AdvConfig
 from mt_dnn.checkpoint import load_checkpoint
-from mt_dnn.config import TrainConfig
 from mt_dnn.evaluation import evaluate
-from mt_dnn.trainer import TrainingDiverged, last_checkpoint, train
+from mt_dnn.trainer import last_checkpoint
 from tests.tiny import VOCAB, tiny_encoder
 
 pytestmark = pytest.mark.integration
@@ -155,27 +153,23 @@ def test_resume_refuses_a_different_config(setup, tmp_path):
     assert "Traceback" not in other.stderr
 
 
-def test_diverging_run_stops_counts_and_writes_no_nan(setup, tmp_path):
+def test_diverging_run_stops_counts_and_writes_no_nan(setup, tmp_path, capsys):
+    from mt_dnn.cli import run_train
+
     out = tmp_path / "run"
-    cfg = TrainConfig(
-        task_def=(str(setup / "tasks.yml"),),
-        train_datasets=("tcls", "treg"),
-        init_checkpoint=str(setup / "tiny-bert"),
-        data_dir=str(setup / "data"),
-        output_dir=str(out),
-        epochs=50,
-        batch_size=8,
-        learning_rate=1e8,
-        head_learning_rate=1e8,
-        warmup=0.0,
-        global_grad_clipping=0.0,
-        max_bad_steps=3,
-        progress=False,
-        tensorboard=False,
-        device="cpu",
-    )
-    with pytest.raises(TrainingDiverged, match="consecutive optimizer steps had a non-finite"):
-        train(cfg, AdvConfig())
+    args = flags(setup, out, "none")
+    args[args.index("--epochs") + 1] = "50"
+    args[args.index("--save_every") + 1] = "1"  # so the last good step has a checkpoint
+    args += ["--learning_rate", "1e8", "--head_learning_rate", "1e8", "--warmup", "0",
+             "--global_grad_clipping", "0", "--max_bad_steps", "3"]  # fmt: skip
+    assert run_train(args) == 2
+    said = capsys.readouterr()
+    skipped = [line for line in said.out.splitlines() if "skipped: non-finite" in line]
+    assert len(skipped) >= 3, said.out[-2000:]  # every bad step is counted and said
+    assert "error: training diverged: 3 consecutive optimizer steps had a non-finite" in said.err
+    assert "the last good checkpoint is" in said.err and "Traceback" not in said.err
+    last = json.loads((last_checkpoint(out) / "trainer_state.json").read_text())
+    assert last["bad_steps"] == 0  # the checkpoint kept is a good one
     for path in out.rglob("*"):
         if path.suffix == ".json":
             text = path.read_text()

@@ -172,6 +172,8 @@ def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) ->
             if rc:
                 raise RuntimeError(f"{name}: {cmd[1]} exited {rc}; see {log}")
     wall = time.perf_counter() - t0
+    # The full training state of every step checkpoint is large; best/ is what predict used.
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     metrics_file = json.loads((run_dir / "metrics.json").read_text())
     predicted = json.loads((pred_dir / "metrics.json").read_text())
     config = json.loads((run_dir / "config.json").read_text())
