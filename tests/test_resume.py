@@ -25,7 +25,7 @@ from data_utils.task_def import load_task_defs
 from mt_dnn.checkpoint import load_checkpoint
 from mt_dnn.evaluation import evaluate
 from mt_dnn.trainer import last_checkpoint
-from tests.tiny import VOCAB, tiny_encoder
+from tests.tiny import write_tiny_run_inputs
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,25 +37,7 @@ METHODS = {"none": [], "tat": ["--adv", "tat"], "freelb": ["--adv", "freelb", "-
 def setup(tmp_path_factory):
     """A tiny BERT with dropout 0.1 saved as a pretrained folder, a task YAML, tokenized data."""
     root = tmp_path_factory.mktemp("resume")
-    encoder = tiny_encoder("bert")
-    encoder.config.hidden_dropout_prob = encoder.config.attention_probs_dropout_prob = 0.1
-    encoder.save_pretrained(root / "tiny-bert")
-    yml = root / "tasks.yml"
-    yml.write_text(
-        "tcls: {task_type: classification, labels: [a, b, c], metrics: [accuracy]}\n"
-        "treg: {task_type: regression, metrics: [pearson], loss: mse, adv_loss: mse,"
-        " label_range: [0, 5]}\n"
-    )
-    data = root / "data"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for task in ("tcls", "treg"):
-        for split, n in (("train", 40), ("dev", 12)):
-            with (data / f"{task}_{split}.json").open("w") as fh:
-                for i in range(n):
-                    ids = rng.integers(5, VOCAB, size=int(rng.integers(3, 12))).tolist()
-                    label = ids[0] % 3 if task == "tcls" else float(ids[0] % 6) * 5 / 6
-                    fh.write(json.dumps({"uid": str(i), "label": label, "input_ids": ids}) + "\n")
+    write_tiny_run_inputs(root, dropout=0.1)
     return root
 
 

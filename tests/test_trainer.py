@@ -19,7 +19,7 @@ from mt_dnn.trainer import (
     resolve_dataset_names,
     train,
 )
-from tests.tiny import TASKS, VOCAB, tiny_batch, tiny_encoder, tiny_model
+from tests.tiny import TASKS, tiny_batch, tiny_model, write_tiny_run_inputs
 
 # Loss, adversarial term and gradient norm of one step of each regularizer on the
 # tiny BERT (seeded model, batch and regularizer). A change here is a change in
@@ -60,35 +60,8 @@ def test_golden_step_values(key):
 @pytest.fixture()
 def tiny_setup(tmp_path):
     """A tiny BERT saved as a pretrained folder, a task YAML and tokenized data."""
-    model_dir = tmp_path / "tiny-bert"
-    encoder = tiny_encoder("bert")
     # No dropout: runs that split batches differently must see the same function.
-    encoder.config.hidden_dropout_prob = encoder.config.attention_probs_dropout_prob = 0.0
-    encoder.save_pretrained(model_dir)
-    yml = tmp_path / "tasks.yml"
-    yml.write_text(
-        "tcls: {task_type: classification, labels: [a, b, c], metrics: [accuracy, mcc]}\n"
-        "treg: {task_type: regression, metrics: [pearson, spearman], loss: mse,"
-        " adv_loss: mse, label_range: [0, 5]}\n"
-    )
-    data = tmp_path / "data"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for task in ("tcls", "treg"):
-        for split, n in (("train", 40), ("dev", 12)):
-            with (data / f"{task}_{split}.json").open("w") as fh:
-                for i in range(n):
-                    ids = rng.integers(5, VOCAB, size=int(rng.integers(3, 12))).tolist()
-                    # a learnable signal: the label follows the first token
-                    label = ids[0] % 3 if task == "tcls" else float(ids[0] % 6) * 5 / 6
-                    row = {
-                        "uid": str(i),
-                        "label": label,
-                        "input_ids": ids,
-                        "token_type_ids": [0] * len(ids),
-                    }
-                    fh.write(json.dumps(row) + "\n")
-    return model_dir, yml, data
+    return write_tiny_run_inputs(tmp_path, dropout=0.0)
 
 
 def make_cfg(tiny_setup, tmp_path, **kw) -> TrainConfig:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import torch
 
 from data_utils.task_def import TaskDef, TaskType
@@ -75,3 +79,35 @@ def tiny_batch(task: TaskDef, batch_size: int = 4, seq_len: int = 7, seed: int =
         "token_type_ids": token_type_ids,
         "labels": labels,
     }
+
+
+def write_tiny_run_inputs(root: Path, dropout: float = 0.0) -> tuple[Path, Path, Path]:
+    """A tiny BERT saved as a pretrained folder, a task YAML and tokenized data under ``root``.
+
+    Tasks ``tcls`` (3 classes) and ``treg`` (regression 0..5), 40 train and 12 dev
+    rows each, with a learnable signal (the label follows the first token).
+    Returns (model folder, task YAML, data folder).
+    """
+    model_dir = root / "tiny-bert"
+    encoder = tiny_encoder("bert")
+    encoder.config.hidden_dropout_prob = encoder.config.attention_probs_dropout_prob = dropout
+    encoder.save_pretrained(model_dir)
+    yml = root / "tasks.yml"
+    yml.write_text(
+        "tcls: {task_type: classification, labels: [a, b, c], metrics: [accuracy, mcc]}\n"
+        "treg: {task_type: regression, metrics: [pearson, spearman], loss: mse,"
+        " adv_loss: mse, label_range: [0, 5]}\n"
+    )
+    data = root / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for task in ("tcls", "treg"):
+        for split, n in (("train", 40), ("dev", 12)):
+            with (data / f"{task}_{split}.json").open("w") as fh:
+                for i in range(n):
+                    ids = rng.integers(5, VOCAB, size=int(rng.integers(3, 12))).tolist()
+                    label = ids[0] % 3 if task == "tcls" else float(ids[0] % 6) * 5 / 6
+                    row = {"uid": str(i), "label": label, "input_ids": ids,
+                           "token_type_ids": [0] * len(ids)}  # fmt: skip
+                    fh.write(json.dumps(row) + "\n")
+    return model_dir, yml, data
