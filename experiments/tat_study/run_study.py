@@ -257,6 +257,8 @@ def main() -> int:
     print(f"{len(todo)} unit(s) to run from {args.code_dir}", flush=True)
     args.results.mkdir(parents=True, exist_ok=True)
     for name, study, method, seed in todo:
+        if (args.results / f"{name}.json").is_file():  # another runner finished it meanwhile
+            continue
         print(f"[{name}] started {datetime.now(UTC):%H:%M:%S}", flush=True)
         record = run_unit(args, grid, name, study, method, seed)
         if record is None:
