@@ -256,21 +256,25 @@ def checkpoints_dir(run: Run) -> Path:
     return run.out_dir / "checkpoints"
 
 
-def step_checkpoints(run: Run) -> list[Path]:
-    """The step-N checkpoint folders of this run, oldest first."""
-    folder = checkpoints_dir(run)
+def _step_folders(out_dir: Path) -> list[Path]:
+    """The ``checkpoints/step-N`` folders under ``out_dir``, oldest first."""
+    folder = out_dir / "checkpoints"
     if not folder.is_dir():
         return []
     found = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-")]
     return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]))
 
 
+def step_checkpoints(run: Run) -> list[Path]:
+    """The step-N checkpoint folders of this run, oldest first."""
+    return _step_folders(run.out_dir)
+
+
 def last_checkpoint(out_dir: str | Path) -> Path:
     """The newest ``checkpoints/step-N`` folder a run wrote into ``out_dir``."""
-    folder = Path(out_dir) / "checkpoints"
-    found = sorted((p for p in folder.glob("step-*") if p.is_dir()), key=lambda p: int(p.name[5:]))
+    found = _step_folders(Path(out_dir))
     if not found:
-        raise TrainingError(f"{folder}: no step-N checkpoint")
+        raise TrainingError(f"{Path(out_dir) / 'checkpoints'}: no step-N checkpoint")
     return found[-1]
 
 
@@ -535,16 +539,15 @@ def end_epoch(run: Run, state: TrainState, seconds: float, examples: int) -> Non
     improved = bool(scores) and (
         state.best_mean is None or float(np.mean(scores)) > state.best_mean
     )
-    if improved:
-        state.best_mean = float(np.mean(scores))
-    if state.bad_steps:  # inside a streak of bad steps: keep the last good checkpoint
-        write_json(run.out_dir / "metrics.json", {"history": state.history, "best": state.best})
-        return
-    # The epoch's checkpoint first: best/ is only ever a copy of a complete one.
-    save_state(run, state)
-    if run.cfg.save_best and improved:
-        save_checkpoint(state.model, run.out_dir / "best", run.task_defs, run.resolved,
-                        extra={"epoch": epoch, "dev": results})  # fmt: skip
+    # Inside a streak of bad steps nothing is saved: the last checkpoint stays a good one.
+    if not state.bad_steps:
+        if improved:  # before save_state: a resumed run must know this best
+            state.best_mean = float(np.mean(scores))
+        # The epoch's checkpoint first: best/ is only ever a copy of a complete one.
+        save_state(run, state)
+        if improved and run.cfg.save_best:
+            save_checkpoint(state.model, run.out_dir / "best", run.task_defs, run.resolved,
+                            extra={"epoch": epoch, "dev": results})  # fmt: skip
     write_json(run.out_dir / "metrics.json", {"history": state.history, "best": state.best})
 
 

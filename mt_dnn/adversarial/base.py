@@ -37,6 +37,15 @@ class StepOutput:
     skipped: bool = False  # adversarial term skipped: non-finite perturbation gradient
 
 
+@dataclass
+class Objective:
+    """What SMART/TAT's inner steps optimise: a loss of the logits, ascended (+1) or descended (-1)."""
+
+    loss: Callable[[Tensor], Tensor]
+    direction: float
+    targets: Tensor | None = None  # TAT's sampled targets
+
+
 class WordSpace:
     """Perturb the word embeddings and run the encoder with ``inputs_embeds=``."""
 

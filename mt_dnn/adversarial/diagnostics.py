@@ -23,6 +23,7 @@ from data_utils.task_def import TaskDef, TaskType
 from mt_dnn.adversarial import functional as AF
 from mt_dnn.adversarial.base import clean_forward, perturbation
 from mt_dnn.adversarial.config import AdvConfig
+from mt_dnn.adversarial.smart import SmartRegularizer
 from mt_dnn.adversarial.tat import TargetedRegularizer
 
 
@@ -49,23 +50,21 @@ def measure_attack(
     masks.clean()
     clean = clean_forward(model, batch, task, reg.space)
     target_logits = clean.logits.detach()
-    n = target_logits.shape[0]
-    if cfg.adv == "smart":
-        direction = 1.0
-
-        def inner(logits):
-            return n * AF.divergence(logits, target_logits, task.adv_loss)
-    else:
-        assert isinstance(reg, TargetedRegularizer)
-        direction = -1.0
-        targets = reg.sample_targets(task, batch["labels"], generator)
-
-        def inner(logits):
-            return reg.targeted_loss(task, logits, targets)
-
+    assert isinstance(reg, (SmartRegularizer, TargetedRegularizer))
+    goal = reg.objective(task, clean, batch["labels"], generator)
     trace: dict = {}
     delta = perturbation(
-        model, batch, task, clean, cfg, generator, inner, direction, reg.space, masks, trace
+        model,
+        batch,
+        task,
+        clean,
+        cfg,
+        generator,
+        goal.loss,
+        goal.direction,
+        reg.space,
+        masks,
+        trace,
     )
     if delta is None:
         raise ValueError("the perturbation gradient was not finite")
@@ -78,9 +77,11 @@ def measure_attack(
             before = float(AF.divergence(start_logits, target_logits, task.adv_loss))
             after = float(AF.divergence(after_logits, target_logits, task.adv_loss))
         else:
+            targets = goal.targets
+            assert targets is not None
             before = _target_score(task, target_logits, targets)
             after = _target_score(task, after_logits, targets)
-    agreement = AF.sign_agreement(delta, direction * trace["grads"][0], clean.mask)
+    agreement = AF.sign_agreement(delta, goal.direction * trace["grads"][0], clean.mask)
     return AttackReport(agreement, before, after, AF.norm_ratio(delta, clean.x, clean.mask))
 
 

@@ -43,26 +43,23 @@ adversarial term (task loss alone gets the backward) and counts a skipped step.
 from __future__ import annotations
 
 from mt_dnn.adversarial import functional as AF
-from mt_dnn.adversarial.base import Regularizer, StepOutput
+from mt_dnn.adversarial.base import Objective, Regularizer, StepOutput
 
 
 class SmartRegularizer(Regularizer):
     name = "smart"
 
+    def objective(self, task, clean, labels, generator) -> Objective:
+        """Ascend the divergence to the (detached) clean output."""
+        target = clean.logits.detach()
+        n = target.shape[0]  # summed over examples, as mt-dnn's inner loss (reduce=False)
+        return Objective(lambda logits: n * AF.divergence(logits, target, task.adv_loss), +1.0)
+
     def step(self, model, batch, task, backward) -> StepOutput:
         self.steps += 1
         masks, clean = self.begin(model, batch, task)
-        target = clean.logits.detach()
-        n = target.shape[0]  # summed over examples, as mt-dnn's inner loss (reduce=False)
-        delta = self.attack(
-            model,
-            batch,
-            task,
-            clean,
-            masks,
-            lambda logits: n * AF.divergence(logits, target, task.adv_loss),
-            direction=+1.0,
-        )
+        goal = self.objective(task, clean, batch["labels"], None)
+        delta = self.attack(model, batch, task, clean, masks, goal.loss, goal.direction)
         if delta is None:
             return self.skip(clean, backward)
         adv_logits = self.perturbed_logits(model, batch, task, clean, delta, masks)

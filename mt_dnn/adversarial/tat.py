@@ -76,7 +76,7 @@ import torch.nn.functional as F
 
 from data_utils.task_def import TaskDef, TaskType
 from mt_dnn import confusion
-from mt_dnn.adversarial.base import Regularizer, StepOutput
+from mt_dnn.adversarial.base import Objective, Regularizer, StepOutput
 from mt_dnn.adversarial.config import AdvConfig
 from mt_dnn.losses import task_loss
 
@@ -188,23 +188,20 @@ class TargetedRegularizer(Regularizer):
             return ((logits.float() - targets) ** 2).sum()
         return F.cross_entropy(logits.float(), targets, reduction="sum")
 
+    def objective(self, task: TaskDef, clean, labels: torch.Tensor, generator) -> Objective:
+        """Descend the loss towards a target sampled from e for each example."""
+        targets = self.sample_targets(task, labels, generator)
+        return Objective(lambda logits: self.targeted_loss(task, logits, targets), -1.0, targets)
+
     def step(self, model, batch, task, backward) -> StepOutput:
         if task.name not in self.expected:
             raise ValueError(f"TAT was built without task '{task.name}'")
         self.steps += 1
         masks, clean = self.begin(model, batch, task)
         labels = batch["labels"]
-        targets = self.sample_targets(task, labels, self.generator(clean.embeds.device))
+        goal = self.objective(task, clean, labels, self.generator(clean.embeds.device))
         self.record(task, clean.logits.detach(), labels)
-        delta = self.attack(
-            model,
-            batch,
-            task,
-            clean,
-            masks,
-            lambda logits: self.targeted_loss(task, logits, targets),
-            direction=-1.0,
-        )
+        delta = self.attack(model, batch, task, clean, masks, goal.loss, goal.direction)
         if delta is None:
             return self.skip(clean, backward)
         adv_logits = self.perturbed_logits(model, batch, task, clean, delta, masks)
