@@ -7,6 +7,10 @@ A checkpoint folder holds
   YAML form of every task that has a head, so a checkpoint loads without the
   original model folder or task files;
 - ``config.json``: the resolved training configuration that produced it;
+- the tokenizer's files when the caller passes one (``tokenizer=``), as its
+  ``save_pretrained`` writes them (``tokenizer.json``, ``tokenizer_config.json``...),
+  named in ``checkpoint.json`` under ``tokenizer_files``, so a checkpoint is
+  enough to tokenize new text and to export (``mt_dnn/export.py``);
 - any extra files the caller passes (``files=``), e.g. optimizer state;
 - ``manifest.json``: the name, size and sha256 of each file above.
 
@@ -36,9 +40,9 @@ import secrets
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safetensors.torch import load_model, save_model
 
@@ -46,10 +50,14 @@ from data_utils.atomic import fsync_dir, link_tree, replace_dir
 from data_utils.task_def import TaskDef, parse_task_def
 from mt_dnn.model import MultiTaskModel, encoder_from_config
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 WEIGHTS = "model.safetensors"
 META = "checkpoint.json"
 CONFIG = "config.json"
 MANIFEST = "manifest.json"
+TOKENIZER_FILES = "tokenizer_files"  # key of checkpoint.json: the names the tokenizer saved
 FORMAT_VERSION = 1  # of checkpoint.json
 MANIFEST_VERSION = 1
 RESERVED = frozenset({WEIGHTS, META, CONFIG, MANIFEST})
@@ -77,6 +85,7 @@ def save_checkpoint(
     config: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
     files: Mapping[str, FileSource] | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> Path:
     """Write the checkpoint folder ``out_dir`` as one unit; returns ``out_dir``.
 
@@ -87,6 +96,12 @@ def save_checkpoint(
     path it is given (inside the temporary folder). Names are plain file names,
     not hidden and not one of ``RESERVED``. They are listed in the manifest and
     verified on every load; a later save without them removes them.
+
+    ``tokenizer`` (a transformers tokenizer) is saved with ``save_pretrained``
+    into the same unit: its files are listed in the manifest like the others,
+    and their names in ``checkpoint.json`` (``tokenizer_files``) for
+    :func:`load_checkpoint_tokenizer`. A tokenizer file whose name is taken
+    (``config.json`` is the training config here) is a ``CheckpointError``.
 
     Other entries of an existing ``out_dir`` (``metrics.json``, ``best/``...)
     are hard-linked into the new folder; the old checkpoint's own files are not.
@@ -106,20 +121,24 @@ def save_checkpoint(
     _clean_stale(dest)
     tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(dest, "new"), dir=dest.parent))
     try:
+        tokenizer_sources = _tokenizer_sources(tokenizer, tmp, taken=set(sources))
         meta = {
             "format_version": FORMAT_VERSION,
             "encoder_config": model.encoder.config.to_dict(),
             "pooling": model.pooling,
             "tasks": {name: task_defs[name].to_dict() for name in model.heads},
             **(extra or {}),
+            **({TOKENIZER_FILES: sorted(tokenizer_sources)} if tokenizer is not None else {}),
         }
         writers: dict[str, FileSource] = {
             WEIGHTS: lambda path: save_model(model, str(path)),
             META: _json_bytes(meta),
             **({CONFIG: _json_bytes(dict(config))} if config is not None else {}),
             **sources,
+            **tokenizer_sources,
         }
         entries = {name: _write_file(tmp, name, source) for name, source in writers.items()}
+        _discard_scratch(tmp)
         _write_manifest(tmp, entries)
         fsync_dir(tmp)
         if dest.is_dir():
@@ -174,6 +193,34 @@ def load_checkpoint(ckpt_dir: str | Path) -> tuple[MultiTaskModel, dict[str, Tas
             f"unexpected {sorted(unexpected)[:5]}"
         )
     return model.eval(), tasks, meta
+
+
+def load_checkpoint_tokenizer(ckpt_dir: str | Path) -> PreTrainedTokenizerBase | None:
+    """The tokenizer saved with the checkpoint (``save_checkpoint(tokenizer=...)``), or None
+    when it has none (saved before checkpoints carried one, or without ``tokenizer=``).
+
+    Its files are checked against the manifest first. They are loaded from a
+    scratch copy holding only them, so ``AutoTokenizer`` cannot mistake the
+    checkpoint's ``config.json`` (the training config) for a model config.
+    """
+    from transformers import AutoTokenizer
+
+    folder = Path(ckpt_dir)
+    meta = _verify(folder, hash_all=False)
+    names = meta.get(TOKENIZER_FILES)
+    if names is None:
+        return None
+    if not isinstance(names, list) or not all(_is_plain_name(n) for n in names) or not names:
+        raise CheckpointError(f"{folder / META}: '{TOKENIZER_FILES}' is not a list of file names")
+    _verify(folder, hash_all=False, also_hash=set(names))
+    with tempfile.TemporaryDirectory(prefix="mtdnn-tokenizer-") as scratch:
+        for name in names:
+            shutil.copyfile(folder / name, Path(scratch) / name)
+        try:
+            return AutoTokenizer.from_pretrained(scratch)
+        except (OSError, ValueError) as exc:
+            text = " ".join(str(exc).split())[:300]
+            raise CheckpointError(f"{folder}: its tokenizer cannot be loaded: {text}") from exc
 
 
 def latest_complete_checkpoint(candidates: Sequence[str | Path]) -> tuple[Path | None, list[str]]:
@@ -235,6 +282,54 @@ def _is_plain_name(name: str) -> bool:
         and os.sep not in name
         and (os.altsep is None or os.altsep not in name)
     )
+
+
+_TOKENIZER_SCRATCH = ".tokenizer"  # inside the temporary folder; hidden, so never a unit name
+
+
+def _tokenizer_sources(
+    tokenizer: PreTrainedTokenizerBase | None, tmp: Path, taken: set[str]
+) -> dict[str, FileSource]:
+    """Save ``tokenizer`` into a scratch folder inside ``tmp``; one mover per file it wrote.
+
+    Saving first lets every name be checked before anything of the unit is
+    written: the tokenizer must not overwrite a checkpoint file or an extra file.
+    """
+    if tokenizer is None:
+        return {}
+    scratch = tmp / _TOKENIZER_SCRATCH
+    scratch.mkdir()
+    tokenizer.save_pretrained(str(scratch))
+    sources: dict[str, FileSource] = {}
+    for path in sorted(scratch.iterdir()):
+        name = path.name
+        if not path.is_file() or not _is_plain_name(name):
+            raise CheckpointError(
+                f"tokenizer: save_pretrained wrote {name!r}, which is not a plain file; a "
+                "checkpoint holds only plain, non-hidden files"
+            )
+        if name in RESERVED or name in taken:
+            raise CheckpointError(
+                f"tokenizer: save_pretrained wrote {name!r}, a name the checkpoint already uses "
+                f"({sorted(RESERVED | taken)})"
+            )
+        sources[name] = _mover(path)
+    if not sources:
+        raise CheckpointError("tokenizer: save_pretrained wrote no files")
+    return sources
+
+
+def _mover(source: Path) -> Callable[[Path], None]:
+    def move(target: Path) -> None:
+        os.replace(source, target)
+
+    return move
+
+
+def _discard_scratch(tmp: Path) -> None:
+    scratch = tmp / _TOKENIZER_SCRATCH
+    if scratch.is_dir():
+        shutil.rmtree(scratch)
 
 
 def _json_bytes(data: Any) -> bytes:
@@ -386,9 +481,9 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
     return manifest
 
 
-def _verify(folder: Path, hash_all: bool) -> dict[str, Any]:
-    """Check ``folder`` against its manifest (hashing every file, or only checkpoint.json);
-    returns the parsed ``checkpoint.json``."""
+def _verify(folder: Path, hash_all: bool, also_hash: Set[str] = frozenset()) -> dict[str, Any]:
+    """Check ``folder`` against its manifest (hashing every file, or only checkpoint.json
+    and the names in ``also_hash``); returns the parsed ``checkpoint.json``."""
     manifest = _read_manifest(folder)
     if manifest is None:
         if not (folder / META).is_file():
@@ -417,12 +512,13 @@ def _verify(folder: Path, hash_all: bool) -> dict[str, Any]:
                 f"{path}: size mismatch: {size} bytes, {MANIFEST} says {entry['size']} "
                 "(truncated or partly copied)"
             )
-        if (hash_all or name == META) and _size_and_sha256(path)[1] != entry["sha256"]:
+        hashed = hash_all or name == META or name in also_hash
+        if hashed and _size_and_sha256(path)[1] != entry["sha256"]:
             raise CheckpointError(
                 f"{path}: sha256 mismatch: the file changed after it was saved "
                 "(damaged on disk or in a copy)"
             )
-    for name in (META, WEIGHTS):
+    for name in (META, WEIGHTS, *sorted(also_hash)):
         if name not in manifest["files"]:
             raise CheckpointError(f"{folder / MANIFEST}: does not list {name}")
     return _read_meta_file(folder)
