@@ -223,6 +223,25 @@ def load_checkpoint_tokenizer(ckpt_dir: str | Path) -> PreTrainedTokenizerBase |
             raise CheckpointError(f"{folder}: its tokenizer cannot be loaded: {text}") from exc
 
 
+def pretrained_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase | None:
+    """The tokenizer of a pretrained model (a folder or hub name), to save with checkpoints
+    trained from it; None when it has none.
+
+    transformers 5 builds a tokenizer holding only the special tokens from a
+    folder without tokenizer files (a bare encoder saved by ``save_pretrained``);
+    such a tokenizer maps every word to [UNK], so it counts as none.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    except (OSError, ValueError):
+        return None
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        return None
+    return tokenizer
+
+
 def latest_complete_checkpoint(candidates: Sequence[str | Path]) -> tuple[Path | None, list[str]]:
     """The first of ``candidates`` (give them newest first) that verifies, and why newer ones did not.
 

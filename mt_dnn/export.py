@@ -134,7 +134,9 @@ def main(cfg: ExportConfig) -> Path:
     task = heads[cfg.task]
     tokenizer = _tokenizer(cfg, ckpt)
     vocab = int(meta["encoder_config"].get("vocab_size") or 0)
-    if vocab and len(tokenizer) > vocab:
+    # More tokens than embeddings would index past them; far fewer is another model's
+    # tokenizer, or the special-tokens-only one transformers builds for a bare model folder.
+    if vocab and not vocab // 2 <= len(tokenizer) <= vocab:
         raise ExportError(
             f"the tokenizer has {len(tokenizer)} tokens but the encoder's vocabulary has "
             f"{vocab}: it is not the tokenizer this model was trained with"

@@ -235,6 +235,21 @@ def test_a_tokenizer_larger_than_the_vocabulary_is_refused(tmp_path):
         export(ckpt, "tiny_cls", tmp_path / "x", tokenizer=str(tmp_path / "big"))
 
 
+def test_a_model_folder_without_tokenizer_files_gives_no_tokenizer(tmp_path):
+    """transformers 5 makes a specials-only tokenizer from such a folder: refused, not exported."""
+    from mt_dnn.checkpoint import pretrained_tokenizer
+    from tests.tiny import tiny_encoder
+
+    ckpt = save_tiny(tmp_path)
+    bare = tmp_path / "bare"
+    tiny_encoder().save_pretrained(str(bare))
+    assert pretrained_tokenizer(str(bare)) is None
+    with pytest.raises(ExportError, match="has 5 tokens but the encoder's vocabulary has 50"):
+        export(ckpt, "tiny_cls", tmp_path / "x", tokenizer=str(bare))
+    tiny_tokenizer(tmp_path / "vocab").save_pretrained(str(bare))
+    assert len(pretrained_tokenizer(str(bare))) == VOCAB
+
+
 def test_output_dir_is_replaced_only_when_it_is_an_earlier_export(tmp_path):
     ckpt = save_tiny(tmp_path)
     taken = tmp_path / "taken"
