@@ -33,9 +33,15 @@ from ``(seed, epoch)`` only, with local numpy generators: call
 :meth:`set_epoch` before each epoch. Same seed and epoch give the same
 batches on any machine and any instance.
 
-Data parallel: rank ``r`` of ``world_size`` ``W`` takes batches ``r, r+W, ...``
-of the epoch's list, padded by repeating its first batches so every rank
-yields the same number.
+Data parallel: ``batch_size`` is the global batch. Every rank forms the same
+epoch of global batches and rank ``r`` of ``world_size`` ``W`` takes the slice
+``batch[r::W]`` of each, so the ranks never overlap, together see each global
+batch exactly once, and follow the task mixture of one process step for step
+(the slices of a length-grouped batch have similar lengths, so no rank waits on
+another's padding). A task's last batch with fewer than ``W`` examples is merged
+into the batch before it, so every rank gets at least one example of every
+batch; :attr:`global_size` is the size of the global batch the last yielded
+slice came from (the trainer weighs unequal slices by it).
 
 Resume: :meth:`state_dict` records how many batches this rank has yielded in
 the current epoch; after :meth:`load_state_dict` (then ``set_epoch`` with the
@@ -126,6 +132,16 @@ class MultiTaskBatchSampler:
             raise ValueError(
                 f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}"
             )
+        if batch_size < world_size:
+            raise ValueError(
+                f"the global batch_size {batch_size} is smaller than the world size "
+                f"{world_size}: each rank needs at least one example per batch"
+            )
+        small = [t for t, task_lengths in enumerate(lengths) if 0 < len(task_lengths) < world_size]
+        if small:
+            raise ValueError(
+                f"task(s) {small} have fewer examples than the world size {world_size}"
+            )
         self.lengths = [np.asarray(task_lengths, dtype=np.int64) for task_lengths in lengths]
         self.batch_size = int(batch_size)
         self.seed = int(seed)
@@ -142,7 +158,16 @@ class MultiTaskBatchSampler:
         total = sum(self.batch_counts)
         if total == 0:
             raise ValueError(f"no batches to yield (task sizes {self.sizes}, ratio {ratio})")
-        self._len = math.ceil(total / world_size)
+        # A one-pass task's short tail (1..W-1 examples) is merged into the batch before it.
+        merged = sum(
+            1
+            for t, count in enumerate(self.batch_counts)
+            if count > 1
+            and count == self._one_pass(t)
+            and 0 < self.sizes[t] % batch_size < world_size
+        )
+        self._len = total - merged
+        self.global_size = 0
         self.epoch = 0
         self.position = 0
         self._resumed = False
@@ -171,7 +196,7 @@ class MultiTaskBatchSampler:
         return _apportion(sum(one_pass), self._weights(range(n_tasks)))
 
     def __len__(self) -> int:
-        """Batches this rank yields in a full epoch (the same every epoch)."""
+        """Batches (slices of global batches) this rank yields per epoch: the same on every rank."""
         return self._len
 
     # -- forming the epoch --------------------------------------------------------
@@ -193,7 +218,10 @@ class MultiTaskBatchSampler:
                 part = indices[start : start + chunk]
                 parts.append(part[np.argsort(lengths[part], kind="stable")])
             indices = np.concatenate(parts)
-        return [indices[i : i + bs].tolist() for i in range(0, len(indices), bs)]
+        batches = [indices[i : i + bs].tolist() for i in range(0, len(indices), bs)]
+        if len(batches) > 1 and len(batches[-1]) < self.world_size:
+            batches[-2].extend(batches.pop())  # every rank needs an example of each batch
+        return batches
 
     def epoch_batches(self, epoch: int | None = None) -> list[tuple[int, list[int]]]:
         """All batches of ``epoch`` (default: the current one), for every rank, in order."""
@@ -207,12 +235,8 @@ class MultiTaskBatchSampler:
         return [batches[i] for i in order]
 
     def rank_batches(self, epoch: int | None = None) -> list[tuple[int, list[int]]]:
-        """The batches this rank yields in ``epoch``: every ``world_size``-th, padded."""
-        batches = self.epoch_batches(epoch)
-        padded_len = self._len * self.world_size
-        # Pad by repeating from the start so every rank yields the same count.
-        padded = batches + [batches[i % len(batches)] for i in range(padded_len - len(batches))]
-        return padded[self.rank :: self.world_size]
+        """This rank's slice ``batch[rank::world_size]`` of every global batch of ``epoch``."""
+        return [(t, b[self.rank :: self.world_size]) for t, b in self.epoch_batches(epoch)]
 
     # -- iteration and state ------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -232,11 +256,12 @@ class MultiTaskBatchSampler:
                 "again (otherwise every epoch would repeat the same batches)"
             )
         self._resumed = False
-        batches = self.rank_batches()
+        batches = self.epoch_batches()
         while self.position < len(batches):
-            batch = batches[self.position]
+            task, batch = batches[self.position]
             self.position += 1
-            yield batch
+            self.global_size = len(batch)
+            yield task, batch[self.rank :: self.world_size]
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
@@ -253,7 +278,7 @@ class MultiTaskBatchSampler:
         if not 0 <= int(state["position"]) <= self._len:
             raise ValueError(
                 f"sampler state position {state['position']} is outside 0..{self._len} "
-                "(different data, batch size or world size?)"
+                "(different data or batch size?)"
             )
         self.epoch = int(state["epoch"])
         self.position = int(state["position"])

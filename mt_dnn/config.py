@@ -90,8 +90,14 @@ class TrainConfig:
     )
     # --- optimisation ---
     epochs: int = _help("Passes over the training mixture.", default=5)
-    batch_size: int = _help("Training examples per micro-batch (one task per batch).", default=16)
-    batch_size_eval: int = _help("Examples per evaluation batch.", default=64)
+    batch_size: int = _help(
+        "Training examples per micro-batch (one task per batch). Under torchrun this is the "
+        "global batch: each of the N processes trains on batch_size / N of it.",
+        default=16,
+    )
+    batch_size_eval: int = _help(
+        "Examples per evaluation batch (per process under torchrun).", default=64
+    )
     optimizer: str = _help("adamw or adamax (mt-dnn's default).", default="adamw")
     learning_rate: float = _help(
         "Peak learning rate of the encoder's top layer (1e-4 beat 3e-5 and the HF Trainer "

@@ -18,6 +18,8 @@ import torch
 
 from data_utils.dataset import TaskDataset, collate
 from data_utils.task_def import TaskDef, TaskType
+from mt_dnn import distributed
+from mt_dnn.distributed import unwrap
 from mt_dnn.metrics import compute_metrics
 from mt_dnn.model import MultiTaskModel
 from mt_dnn.submission import format_regression
@@ -79,19 +81,28 @@ def predict_scores(
     amp_dtype: torch.dtype | None = None,
     progress: bool = False,
 ) -> np.ndarray:
-    """Raw head outputs in dataset order: probabilities [N, C] or regression values [N]."""
+    """Raw head outputs in dataset order: probabilities [N, C] or regression values [N].
+
+    Under data parallel (a process group is active) each rank scores every
+    ``world_size``-th batch-sized block of the length-sorted rows and the
+    scores are gathered, so every rank returns all of them.
+    """
+    model = unwrap(model)  # scoring needs no DDP hooks
     was_training = model.training
     model.eval()
     order = np.argsort(dataset.lengths, kind="stable")  # similar lengths -> little padding
+    rank, world = distributed.rank(), distributed.world_size()
+    blocks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    mine = [int(i) for block in blocks[rank::world] for i in block]
     outputs: list[np.ndarray] = []
-    starts = range(0, len(order), batch_size)
+    starts = range(0, len(mine), batch_size)
     if progress:
         from tqdm import tqdm
 
         starts = tqdm(starts, desc=f"predict {dataset.task.name}_{dataset.split}", leave=False)
     regression = model.heads[head].regression
     for start in starts:
-        rows = [dataset[int(i)] for i in order[start : start + batch_size]]
+        rows = [dataset[i] for i in mine[start : start + batch_size]]
         batch = batch_to(collate(rows, model.pad_token_id, dataset.task), device)
         with autocast_context(device, amp_dtype):
             logits = model(batch, head)
@@ -99,9 +110,12 @@ def predict_scores(
         scores = logits if regression else torch.softmax(logits, dim=-1)
         outputs.append(scores.cpu().numpy())
     model.train(was_training)
-    stacked = np.concatenate(outputs) if outputs else np.zeros((0,))
+    parts = distributed.all_gather_objects((mine, outputs))
+    rows_scored = np.asarray([i for part, _ in parts for i in part], dtype=np.int64)
+    chunks = [chunk for _, part in parts for chunk in part]
+    stacked = np.concatenate(chunks) if chunks else np.zeros((0,))
     result = np.empty_like(stacked)
-    result[order] = stacked
+    result[rows_scored] = stacked
     return result
 
 

@@ -6,6 +6,10 @@ Every forward pass goes through the word embeddings explicitly:
 ``inputs_embeds=``. ``forward(batch, task)`` is exactly the composition of the
 two, so a zero perturbation added to the embeddings reproduces the clean
 forward bit for bit, which the adversarial regularizers rely on.
+
+``forward`` is the one entry point every training forward uses, perturbed ones
+included (``forward(batch, task, delta=..., space=...)``), so that a
+``DistributedDataParallel`` wrapper sees each of them.
 """
 
 from __future__ import annotations
@@ -95,8 +99,37 @@ class MultiTaskModel(nn.Module):
         hidden = self.encode_embeds(embeds, batch)
         return self.heads[task](hidden, batch["attention_mask"])
 
-    def forward(self, batch: Mapping[str, Tensor], task: str) -> Tensor:
-        return self.forward_embeds(self.embed(batch), batch, task)
+    def forward(
+        self,
+        batch: Mapping[str, Tensor],
+        task: str,
+        delta: Tensor | None = None,
+        space: str = "word",
+        capture: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Logits of head ``task``, with ``delta`` added in ``space`` when given.
+
+        ``space="word"`` adds ``delta`` to the word embeddings; ``"hidden"`` to the
+        embedding block's output (post-LayerNorm), which goes to the encoder
+        layers. ``capture=True`` returns ``(logits, x)`` with ``x`` the tensor
+        ``delta`` is added to, before adding it (in the graph).
+        """
+        if space == "word":
+            embeds = self.embed(batch)
+            inputs = embeds if delta is None else embeds + delta.to(embeds.dtype)
+            logits = self.forward_embeds(inputs, batch, task)
+            return (logits, embeds) if capture else logits
+        if space != "hidden":
+            raise ValueError(f"space {space!r} is not one of ['word', 'hidden']")
+        captured: list[Tensor] = []
+
+        def perturb(out: Tensor) -> Tensor | None:
+            captured.append(out)
+            return None if delta is None else out + delta.to(out.dtype)
+
+        with self.embedding_output_hook(perturb):
+            logits = self.forward_embeds(self.embed(batch), batch, task)
+        return (logits, captured[0]) if capture else logits
 
     @contextmanager
     def embedding_output_hook(self, fn: Callable[[Tensor], Tensor | None]) -> Iterator[None]:

@@ -12,10 +12,19 @@ optimizer, scheduler, gradient scaler, sampler position, regularizer state,
 random generators, counters, best-so-far); a checkpoint under
 ``output_dir/checkpoints/step-N`` is that state, and resuming from it continues
 the run bit for bit.
+
+Data parallel (``torchrun --nproc_per_node N train.py ...``, see
+:mod:`mt_dnn.distributed`): the model is wrapped in DistributedDataParallel,
+each rank takes its slice of every global batch (``--batch_size`` is the global
+batch) and weighs its loss by its share of it, backwards that are not an
+optimizer step's last skip the all-reduce, evaluation is sharded and gathered,
+and only rank 0 prints and writes; a checkpoint holds every rank's random
+generators and regularizer state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -33,12 +42,14 @@ from data_utils.dataset import TaskDataset, collate
 from data_utils.prepro import model_tag
 from data_utils.sampler import MultiTaskBatchSampler
 from data_utils.task_def import TaskDef, load_task_defs
+from mt_dnn import distributed
 from mt_dnn.adversarial import build_regularizer
 from mt_dnn.adversarial.base import Regularizer
 from mt_dnn.adversarial.config import AdvConfig
 from mt_dnn.checkpoint import (
     CheckpointError,
     latest_complete_checkpoint,
+    pretrained_tokenizer,
     save_checkpoint,
     verify_checkpoint,
 )
@@ -115,7 +126,16 @@ class Run:
     pooling: str
     out_dir: Path
     resolved: dict[str, Any]
+    world: distributed.World = field(default_factory=distributed.World)
     writer: Any = None
+    tokenizer: Any = (
+        None  # saved with every checkpoint, so exports and predictions need no model folder
+    )
+
+    def log(self, message: str) -> None:
+        """Print once, from rank 0."""
+        if self.world.main:
+            print(message)
 
 
 @dataclass
@@ -135,9 +155,22 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
     best: dict[str, dict] = field(default_factory=dict)
     best_mean: float | None = None
+    engine: torch.nn.Module | None = None  # the model in its DDP wrapper, when distributed
+
+    @property
+    def forward_model(self) -> torch.nn.Module:
+        """What training forwards go through: the DDP wrapper, or the model itself."""
+        return self.engine if self.engine is not None else self.model
 
     def state_dict(self) -> tuple[dict[str, torch.Tensor], Any]:
-        """(tensors for safetensors, JSON tree) of everything but the model weights."""
+        """(tensors for safetensors, JSON tree) of everything but the model weights.
+
+        A collective under data parallel: every rank's random generators and
+        regularizer state are gathered (rank 0's at the top level, the others'
+        under ``ranks``).
+        """
+        own = {"rng": rng_state(), "regularizer": self.regularizer.state_dict()}
+        everyone = distributed.all_gather_objects(own)
         return flatten(
             {
                 "epoch": self.epoch,
@@ -151,8 +184,8 @@ class TrainState:
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(),
                 "sampler": self.sampler.state_dict(),
-                "regularizer": self.regularizer.state_dict(),
-                "rng": rng_state(),
+                **everyone[0],
+                **({"ranks": everyone[1:]} if len(everyone) > 1 else {}),
             }
         )
 
@@ -166,8 +199,10 @@ class TrainState:
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
         self.sampler.load_state_dict(state["sampler"])
-        self.regularizer.load_state_dict(state["regularizer"])
-        set_rng_state(state["rng"])
+        rank = distributed.rank()
+        own = state["ranks"][rank - 1] if rank else state
+        self.regularizer.load_state_dict(own["regularizer"])
+        set_rng_state(own["rng"])
 
 
 # -- setup -------------------------------------------------------------------------------------
@@ -201,12 +236,17 @@ def setup_run(cfg: TrainConfig, adv_cfg: AdvConfig) -> Run:
         )
     ]
     device = resolve_device(cfg.device)
+    world = distributed.init(device.type)
+    if world.distributed and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
     pooling = checkpoint_pooling(init) if cfg.pooling == "auto" else cfg.pooling
     resolved = {
         **to_jsonable(cfg, adv_cfg),
         "init_checkpoint": init,
         "pooling": pooling,
         "data_dir": data_dir,
+        # Each rank draws its own dropout masks and noise: another world size is another run.
+        **({"world_size": world.world_size} if world.distributed else {}),
     }
     return Run(
         cfg=cfg,
@@ -221,6 +261,8 @@ def setup_run(cfg: TrainConfig, adv_cfg: AdvConfig) -> Run:
         pooling=pooling,
         out_dir=Path(cfg.output_dir),
         resolved=resolved,
+        world=world,
+        tokenizer=pretrained_tokenizer(init),
     )
 
 
@@ -232,15 +274,23 @@ def setup_state(run: Run) -> TrainState:
     dropout = cfg.dropout if cfg.dropout >= 0 else None
     model = MultiTaskModel(encoder, run.train_tasks, pooling=run.pooling, dropout=dropout)
     model.to(run.device)
-    sampler = MultiTaskBatchSampler(
-        [ds.lengths for ds in run.train_sets],
-        batch_size=cfg.batch_size,
-        seed=cfg.seed,
-        mix=cfg.mix,
-        temperature=cfg.temperature,
-        ratio=cfg.ratio,
-        group_by_length=cfg.group_by_length,
-    )
+    world = run.world
+    if world.distributed:  # same weights everywhere (DDP checks), own dropout masks per rank
+        seed_everything(cfg.seed + world.rank)
+    try:
+        sampler = MultiTaskBatchSampler(
+            [ds.lengths for ds in run.train_sets],
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            mix=cfg.mix,
+            temperature=cfg.temperature,
+            ratio=cfg.ratio,
+            group_by_length=cfg.group_by_length,
+            rank=world.rank,
+            world_size=world.world_size,
+        )
+    except ValueError as exc:
+        raise TrainingError(f"--batch_size / data: {exc}") from None
     total_steps = math.ceil(len(sampler) / cfg.grad_accumulation_step) * cfg.epochs
     optimizer = build_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear(total_steps, cfg.warmup))
@@ -249,7 +299,8 @@ def setup_state(run: Run) -> TrainState:
         regularizer = build_regularizer(run.adv_cfg, run.train_tasks)
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
-    return TrainState(model, optimizer, scheduler, scaler, sampler, regularizer)
+    engine = distributed.wrap(model, run.device, len(model.heads)) if world.distributed else None
+    return TrainState(model, optimizer, scheduler, scaler, sampler, regularizer, engine=engine)
 
 
 def checkpoints_dir(run: Run) -> Path:
@@ -311,7 +362,7 @@ def resume_point(run: Run) -> Path | None:
         )
     found, skipped = latest_complete_checkpoint(list(reversed(existing)))
     for message in skipped:
-        print(f"warning: {message}; falling back to an older checkpoint")
+        run.log(f"warning: {message}; falling back to an older checkpoint")
     if found is None:
         raise TrainingError(f"{checkpoints_dir(run)}: no complete checkpoint to resume from")
     return found
@@ -339,18 +390,29 @@ def load_state(run: Run, state: TrainState, ckpt: Path) -> None:
     check_same_run(run, ckpt)
     load_model(state.model, str(ckpt / "model.safetensors"), strict=True, device=str(run.device))
     state.load_state_dict(*_state_files(ckpt))
-    print(f"resumed from {ckpt} (epoch {state.epoch + 1}, optimizer step {state.global_step})")
+    run.log(f"resumed from {ckpt} (epoch {state.epoch + 1}, optimizer step {state.global_step})")
 
 
 def save_state(run: Run, state: TrainState) -> Path:
-    """``checkpoints/step-N``: weights and the full state, as one atomic unit; prune old ones."""
+    """``checkpoints/step-N``: weights and the full state, as one atomic unit; prune old ones.
+
+    Every rank calls it (the state is gathered); rank 0 writes, the others wait.
+    """
     tensors, tree = state.state_dict()
     path = checkpoints_dir(run) / f"step-{state.global_step}"
+    if run.world.main:
+        _write_state(run, state, path, tensors, tree)
+    distributed.barrier()
+    return path
+
+
+def _write_state(run: Run, state: TrainState, path: Path, tensors, tree) -> None:
     save_checkpoint(
         state.model,
         path,
         run.task_defs,
         run.resolved,
+        tokenizer=run.tokenizer,
         files={
             STATE_TENSORS: lambda target: save_file(tensors, str(target)),
             STATE_JSON: (json.dumps(tree) + "\n").encode("utf-8"),
@@ -362,7 +424,6 @@ def save_state(run: Run, state: TrainState) -> Path:
         doomed = old.with_name(f".deleting-{old.name}")
         old.rename(doomed)
         shutil.rmtree(doomed, ignore_errors=True)
-    return path
 
 
 # -- the loop ----------------------------------------------------------------------------------
@@ -371,35 +432,62 @@ def save_state(run: Run, state: TrainState) -> Path:
 def train(cfg: TrainConfig, adv_cfg: AdvConfig) -> dict:
     run = setup_run(cfg, adv_cfg)
     state = setup_state(run)
-    ckpt = resume_point(run)
-    if ckpt is not None:
-        load_state(run, state, ckpt)
-    run.out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run.out_dir / "config.json", run.resolved)
-    if cfg.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-
-        run.writer = SummaryWriter(str(run.out_dir / "tensorboard"))
-    print(
-        "training "
-        + ", ".join(f"{ds.task.name} ({len(ds)})" for ds in run.train_sets)
-        + f" | {run.init} ({run.pooling} pooling) on {run.device}, amp={run.amp_dtype}, "
-        f"adv={adv_cfg.adv} | {len(state.sampler)} batches/epoch"
-    )
     try:
+        ckpt = resume_point(run)
+        if ckpt is not None:
+            load_state(run, state, ckpt)
+        if run.world.main:
+            run.out_dir.mkdir(parents=True, exist_ok=True)
+            write_json(run.out_dir / "config.json", run.resolved)
+            if cfg.tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+
+                run.writer = SummaryWriter(str(run.out_dir / "tensorboard"))
+        ranks = f" x {run.world.world_size} processes" if run.world.distributed else ""
+        run.log(
+            "training "
+            + ", ".join(f"{ds.task.name} ({len(ds)})" for ds in run.train_sets)
+            + f" | {run.init} ({run.pooling} pooling) on {run.device}{ranks}, "
+            f"amp={run.amp_dtype}, adv={adv_cfg.adv} | {len(state.sampler)} batches/epoch"
+        )
         while state.epoch < cfg.epochs:
             seconds, examples = train_epoch(run, state)
             end_epoch(run, state, seconds, examples)
     finally:
         if run.writer:
             run.writer.close()
-    print("best dev: " + json.dumps({k: round(v["score"], 2) for k, v in state.best.items()}))
+        distributed.shutdown()
+    run.log("best dev: " + json.dumps({k: round(v["score"], 2) for k, v in state.best.items()}))
     return {"history": state.history, "best": state.best}
+
+
+class MicroBatchBackward:
+    """The ``backward(loss)`` a regularizer is handed for one micro-batch.
+
+    Scales the loss for the fp16 scaler, for gradient accumulation (micro-batch
+    means are averaged) and, under data parallel, by this rank's share of the
+    global batch (DDP averages over ranks, so unequal slices are weighed by
+    ``len(slice) * world_size / global_size`` to give the global batch's mean).
+    ``deferred()`` wraps a forward and backward that are not the micro-batch's
+    last (FreeLB's first K-1 ascent steps): no all-reduce there.
+    """
+
+    def __init__(self, run: Run, state: TrainState, weight: float):
+        self.scaler, self.engine = state.scaler, state.forward_model
+        self.factor = weight / run.cfg.grad_accumulation_step
+
+    def __call__(self, loss: torch.Tensor) -> None:
+        if self.factor != 1.0:
+            loss = loss * self.factor
+        self.scaler.scale(loss).backward()
+
+    def deferred(self):
+        return distributed.no_sync(self.engine)
 
 
 def train_epoch(run: Run, state: TrainState) -> tuple[float, int]:
     """One pass over the mixture (or its rest, after a resume): (seconds, examples)."""
-    cfg, sampler, model = run.cfg, state.sampler, state.model
+    cfg, sampler, model, engine = run.cfg, state.sampler, state.model, state.forward_model
     model.train()
     sampler.set_epoch(state.epoch)  # keeps the position right after a resume
     task_list = list(run.train_tasks.values())
@@ -407,16 +495,13 @@ def train_epoch(run: Run, state: TrainState) -> tuple[float, int]:
     log = Accumulator.empty()
     started, examples, window_finite = time.perf_counter(), 0, True
     bar = None
-    if cfg.progress:
+    if cfg.progress and run.world.main:
         from tqdm import tqdm
 
         bar = tqdm(total=len(sampler), initial=sampler.position,
                    desc=f"epoch {state.epoch + 1}/{cfg.epochs}")  # fmt: skip
 
-    def backward(loss: torch.Tensor) -> None:
-        # Gradients of the micro-batches of one optimizer step are averaged.
-        state.scaler.scale(loss / accum).backward()
-
+    world = run.world.world_size
     for task_index, indices in sampler:
         if bar is not None:
             bar.update(1)
@@ -424,14 +509,20 @@ def train_epoch(run: Run, state: TrainState) -> tuple[float, int]:
         batch = batch_to(
             collate([dataset[j] for j in indices], model.pad_token_id, task), run.device
         )
-        with autocast_context(run.device, run.amp_dtype):
-            out = state.regularizer.step(model, batch, task, backward)
-        examples += len(indices)
+        steps_now = not (sampler.position % accum and sampler.position != len(sampler))
+        backward = MicroBatchBackward(run, state, len(indices) * world / sampler.global_size)
+        # Gradients of an optimizer step's earlier micro-batches are all-reduced with its last.
+        with (
+            autocast_context(run.device, run.amp_dtype),
+            contextlib.nullcontext() if steps_now else backward.deferred(),
+        ):
+            out = state.regularizer.step(engine, batch, task, backward)
+        examples += sampler.global_size
         window_finite = window_finite and math.isfinite(out.loss)
         log.add({"loss": out.loss, "task_loss": out.task_loss, "adv_loss": out.adv_loss,
                  "delta_norm_ratio": out.delta_norm_ratio,
                  "adv_skipped": float(out.skipped)})  # fmt: skip
-        if sampler.position % accum and sampler.position != len(sampler):
+        if not steps_now:
             continue
         grad_norm = optimizer_step(run, state, window_finite)
         window_finite = True
@@ -460,6 +551,8 @@ def train_epoch(run: Run, state: TrainState) -> tuple[float, int]:
 def optimizer_step(run: Run, state: TrainState, loss_finite: bool) -> float | None:
     """Clip and step, unless the loss or a gradient is not finite: then skip and count."""
     cfg, scaler, optimizer = run.cfg, state.scaler, state.optimizer
+    if run.world.distributed:  # every rank must take the same decision
+        loss_finite = bool(distributed.all_reduce_sum(np.array([float(not loss_finite)]))[0] == 0)
     scaler.unscale_(optimizer)
     params = [p for p in state.model.parameters() if p.grad is not None]
     max_norm = cfg.global_grad_clipping if cfg.global_grad_clipping > 0 else math.inf
@@ -482,7 +575,7 @@ def optimizer_step(run: Run, state: TrainState, loss_finite: bool) -> float | No
     state.bad_steps += 1
     state.skipped_updates += 1
     what = "loss" if not loss_finite else f"gradient norm ({grad_norm})"
-    print(f"warning: optimizer step {state.global_step} skipped: non-finite {what}")
+    run.log(f"warning: optimizer step {state.global_step} skipped: non-finite {what}")
     if state.bad_steps >= cfg.max_bad_steps:
         last = step_checkpoints(run)
         keep = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was saved"
@@ -497,7 +590,8 @@ def optimizer_step(run: Run, state: TrainState, loss_finite: bool) -> float | No
 def end_epoch(run: Run, state: TrainState, seconds: float, examples: int) -> None:
     """Evaluate, record, and save the epoch's checkpoint (and best/)."""
     epoch = state.epoch + 1
-    reg_logs = state.regularizer.end_epoch(epoch, run.out_dir, run.writer) or {}
+    main = run.world.main
+    reg_logs = state.regularizer.end_epoch(epoch, run.out_dir if main else None, run.writer) or {}
     results: dict[str, dict] = {}
     for dataset in run.eval_sets:
         try:
@@ -526,7 +620,7 @@ def end_epoch(run: Run, state: TrainState, seconds: float, examples: int) -> Non
     summary = "  ".join(
         f"{name}: " + ", ".join(f"{k}={v:.2f}" for k, v in m.items()) for name, m in results.items()
     )
-    print(f"epoch {epoch}: {summary}  ({seconds:.0f}s train)")
+    run.log(f"epoch {epoch}: {summary}  ({seconds:.0f}s train)")
     scores = []
     for dataset in run.eval_sets:
         name = f"{dataset.task.name}_{dataset.split}"
@@ -545,10 +639,13 @@ def end_epoch(run: Run, state: TrainState, seconds: float, examples: int) -> Non
             state.best_mean = float(np.mean(scores))
         # The epoch's checkpoint first: best/ is only ever a copy of a complete one.
         save_state(run, state)
-        if improved and run.cfg.save_best:
+        if improved and run.cfg.save_best and main:
             save_checkpoint(state.model, run.out_dir / "best", run.task_defs, run.resolved,
-                            extra={"epoch": epoch, "dev": results})  # fmt: skip
-    write_json(run.out_dir / "metrics.json", {"history": state.history, "best": state.best})
+                            extra={"epoch": epoch, "dev": results},
+                            tokenizer=run.tokenizer)  # fmt: skip
+    if main:
+        write_json(run.out_dir / "metrics.json", {"history": state.history, "best": state.best})
+    distributed.barrier()  # best/ and metrics.json are complete before any rank goes on
 
 
 __all__ = [

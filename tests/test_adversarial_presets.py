@@ -128,7 +128,7 @@ def test_hidden_space_with_zero_delta_is_the_clean_forward():
         x, logits = space.clean(model, batch, CLS_TASK)
         assert x.shape[-1] == 32
         with torch.no_grad():
-            again = space.forward(model, batch, CLS_TASK, x, torch.zeros_like(x))
+            again = space.forward(model, batch, CLS_TASK, torch.zeros_like(x))
         assert torch.equal(logits, again)
         # The hook is gone afterwards: a plain forward is unchanged.
         assert torch.equal(model(batch, CLS_TASK.name), logits)
@@ -140,7 +140,7 @@ def test_hidden_space_perturbs_the_embedding_output():
     space = SPACES["hidden"]
     x, logits = space.clean(model, batch, CLS_TASK)
     with torch.no_grad():
-        moved = space.forward(model, batch, CLS_TASK, x, 0.5 * torch.ones_like(x))
+        moved = space.forward(model, batch, CLS_TASK, 0.5 * torch.ones_like(x))
     assert not torch.allclose(moved, logits)
 
 

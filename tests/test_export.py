@@ -364,7 +364,7 @@ def test_pipeline_matches_predict_on_real_rte_and_stsb(tmp_path, data_real_dir, 
         task = tasks[name]
         export_dir = tmp_path / f"export_{name}"
         run("export.py", "--checkpoint", str(out / "best"), "--task", name,
-            "--output_dir", str(export_dir), "--tokenizer", data_minilm_path)  # fmt: skip
+            "--output_dir", str(export_dir))  # fmt: skip  # the tokenizer the run saved
         predictions = [
             json.loads(line)
             for line in (tmp_path / "pred" / f"{name}_dev.jsonl").read_text().splitlines()

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mt_dnn.config import TrainConfig
+from mt_dnn.distributed import World
 from mt_dnn.trainer import TrainingDiverged, optimizer_step
 from tests.tiny import tiny_model
 
@@ -27,7 +28,7 @@ def state_and_run(tmp_path, scaler_enabled=False, **cfg):
         epoch=0,
     )
     state.scaler.scale(torch.ones(()))  # what the trainer's backward does first
-    run = SimpleNamespace(cfg=TrainConfig(**cfg), out_dir=tmp_path)
+    run = SimpleNamespace(cfg=TrainConfig(**cfg), out_dir=tmp_path, world=World(), log=print)
     return run, state
 
 

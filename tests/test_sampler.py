@@ -129,23 +129,55 @@ def test_group_by_length_still_covers_every_example():
         assert sorted(i for task, b in batches if task == t for i in b) == list(range(n))
 
 
-@pytest.mark.parametrize("world_size", [2, 3, 4])  # 68 batches: W=3 needs padding
-def test_rank_shards_are_disjoint_equal_and_cover_the_epoch(world_size):
-    full = MultiTaskBatchSampler(LENGTHS, BS, seed=5).epoch_batches(2)
-    shards = [
-        epoch(MultiTaskBatchSampler(LENGTHS, BS, seed=5, rank=r, world_size=world_size), 2)
+@pytest.mark.parametrize("world_size", [2, 3, 4, 6])  # W=6: tails of 4 and 5 are merged
+def test_ranks_split_every_global_batch_without_overlap(world_size):
+    one = MultiTaskBatchSampler(LENGTHS, BS, seed=5, world_size=world_size)
+    full = one.epoch_batches(2)
+    samplers = [
+        MultiTaskBatchSampler(LENGTHS, BS, seed=5, rank=r, world_size=world_size)
         for r in range(world_size)
     ]
-    lengths = {len(shard) for shard in shards}
-    assert lengths == {math.ceil(len(full) / world_size)}
-    assert len(MultiTaskBatchSampler(LENGTHS, BS, rank=1, world_size=world_size)) in lengths
-    # Rank r holds batches r, r+W, ... of the epoch list padded by repeating its start.
-    padded = full + full[: len(shards[0]) * world_size - len(full)]
-    for r, shard in enumerate(shards):
-        assert shard == padded[r::world_size]
-    # Without the padding, the shards are disjoint and their union is the epoch.
-    real = [b for r, shard in enumerate(shards) for b in shard[: len(full[r::world_size])]]
-    assert sorted(map(repr, real)) == sorted(map(repr, full))
+    shards = [epoch(s, 2) for s in samplers]
+    # Every rank yields one slice of every global batch, in the same order, same task.
+    assert {len(shard) for shard in shards} == {len(full)} == {len(samplers[0])}
+    for i, (task, batch) in enumerate(full):
+        slices = [shard[i] for shard in shards]
+        assert {t for t, _ in slices} == {task}
+        together = [j for _, part in slices for j in part]
+        assert sorted(together) == sorted(batch)  # disjoint, and the whole global batch
+        assert all(len(part) >= 1 for _, part in slices)
+    # Each example of each task exactly once per epoch (proportional mix), over all ranks.
+    for t, n in enumerate(SIZES):
+        seen = [j for shard in shards for task, part in shard if task == t for j in part]
+        assert sorted(seen) == list(range(n))
+    # A short last batch (fewer examples than ranks) joins the batch before it.
+    short = [len(b) for _, b in full if len(b) < world_size]
+    assert not short
+    if world_size == 6:
+        assert max(len(b) for _, b in full) > BS
+    # The same task mixture, batch for batch, as one process when no tail is merged.
+    if world_size <= 4:
+        assert full == MultiTaskBatchSampler(LENGTHS, BS, seed=5).epoch_batches(2)
+
+
+def test_global_size_weighs_uneven_slices():
+    samplers = [MultiTaskBatchSampler(LENGTHS, BS, seed=2, rank=r, world_size=3) for r in range(3)]
+    for sampler in samplers:
+        sampler.set_epoch(0)
+    for slices in zip(*samplers, strict=True):
+        sizes = {s.global_size for s in samplers}
+        assert len(sizes) == 1
+        (size,) = sizes
+        assert sum(len(part) for _, part in slices) == size
+        weights = [len(part) * 3 / size for _, part in slices]
+        assert sum(weights) == pytest.approx(3.0)
+
+
+def test_world_size_needs_a_batch_and_tasks_as_large_as_it():
+    with pytest.raises(ValueError, match="smaller than the world size"):
+        MultiTaskBatchSampler(LENGTHS, 2, world_size=4)
+    with pytest.raises(ValueError, match="fewer examples than the world size"):
+        MultiTaskBatchSampler([[5] * 10, [5] * 2], 4, world_size=3)
 
 
 def test_resume_mid_epoch_yields_exactly_the_remaining_batches():

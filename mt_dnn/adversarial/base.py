@@ -11,6 +11,7 @@ touches the optimizer.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,44 +47,45 @@ class Objective:
     targets: Tensor | None = None  # TAT's sampled targets
 
 
-class WordSpace:
-    """Perturb the word embeddings and run the encoder with ``inputs_embeds=``."""
+class Space:
+    """Where a perturbation is added; both forwards go through ``model(...)``.
 
-    name = "word"
-
-    def clean(self, model, batch: Mapping[str, Tensor], task: TaskDef) -> tuple[Tensor, Tensor]:
-        embeds = model.embed(batch)
-        return embeds, model.forward_embeds(embeds, batch, task.name)
-
-    def forward(self, model, batch, task: TaskDef, base: Tensor, delta: Tensor) -> Tensor:
-        """Logits at ``base + delta`` (``base`` in the graph for parameter gradients, or not)."""
-        return model.forward_embeds(base + delta.to(base.dtype), batch, task.name)
-
-
-class HiddenSpace:
-    """Perturb the embedding block's output (post-LayerNorm), mt-dnn's space.
-
-    The perturbed forward runs the embedding block again and adds delta to its
+    ``word``: the word embeddings, the encoder then runs with ``inputs_embeds=``.
+    ``hidden``: the embedding block's output (post-LayerNorm), mt-dnn's space;
+    the perturbed forward runs the embedding block again and adds delta to its
     output, which goes to the encoder layers directly (mt-dnn instead feeds the
     sum through the embedding block a second time). With the dropout mask
     replayed, the recomputed output equals the clean one.
+
+    ``model`` may be a ``DistributedDataParallel`` wrapper: every forward here is
+    its ``forward``, so its gradient hooks see them all.
     """
 
-    name = "hidden"
+    def __init__(self, name: str):
+        self.name = name
 
     def clean(self, model, batch: Mapping[str, Tensor], task: TaskDef) -> tuple[Tensor, Tensor]:
-        captured: list[Tensor] = []
-        with model.embedding_output_hook(captured.append):
-            logits = model(batch, task.name)
-        return captured[0], logits
+        """(the tensor perturbations are added to, in the graph; the clean logits)."""
+        logits, x = model(batch, task.name, space=self.name, capture=True)
+        return x, logits
 
-    def forward(self, model, batch, task: TaskDef, base: Tensor, delta: Tensor) -> Tensor:
-        with model.embedding_output_hook(lambda out: out + delta.to(out.dtype)):
-            return model(batch, task.name)
+    def forward(self, model, batch, task: TaskDef, delta: Tensor) -> Tensor:
+        """Logits at ``x + delta`` (parameter gradients flow through every part)."""
+        return model(batch, task.name, delta=delta, space=self.name)
 
 
-Space = WordSpace | HiddenSpace
-SPACES: dict[str, Space] = {"word": WordSpace(), "hidden": HiddenSpace()}
+SPACES: dict[str, Space] = {name: Space(name) for name in ("word", "hidden")}
+
+
+def deferred(backward: Backward) -> contextlib.AbstractContextManager:
+    """Around a forward and backward that are not the step's last: no gradient all-reduce.
+
+    Under DistributedDataParallel the trainer's ``backward`` has a ``deferred()``
+    context (``no_sync``): gradients accumulate locally and the step's last
+    backward all-reduces their sum once. A plain callable needs none.
+    """
+    defer = getattr(backward, "deferred", None)
+    return defer() if defer is not None else contextlib.nullcontext()
 
 
 class DropoutMasks:
@@ -269,7 +271,7 @@ class Regularizer:
     def perturbed_logits(self, model, batch, task, clean: Clean, delta: Tensor, masks) -> Tensor:
         """The final perturbed forward, in the graph (parameter gradients flow)."""
         masks.perturbed()
-        return self.space.forward(model, batch, task, clean.embeds, delta)
+        return self.space.forward(model, batch, task, delta)
 
     def finish(
         self, clean: Clean, adv: Tensor, delta: Tensor | None, backward: Backward
@@ -321,7 +323,7 @@ def perturbation(
         delta.requires_grad_(True)
         if masks is not None:
             masks.perturbed()
-        logits = space.forward(model, batch, task, x, delta)
+        logits = space.forward(model, batch, task, delta)
         (grad,) = torch.autograd.grad(inner_loss(logits), delta)
         if not finite(grad):
             return None

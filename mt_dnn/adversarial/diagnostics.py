@@ -70,10 +70,10 @@ def measure_attack(
         raise ValueError("the perturbation gradient was not finite")
     with torch.no_grad():
         masks.perturbed()
-        after_logits = reg.space.forward(model, batch, task, clean.x, delta)
+        after_logits = reg.space.forward(model, batch, task, delta)
         if cfg.adv == "smart":
             masks.perturbed()
-            start_logits = reg.space.forward(model, batch, task, clean.x, trace["starts"][0])
+            start_logits = reg.space.forward(model, batch, task, trace["starts"][0])
             before = float(AF.divergence(start_logits, target_logits, task.adv_loss))
             after = float(AF.divergence(after_logits, target_logits, task.adv_loss))
         else:

@@ -32,7 +32,8 @@ for BERT-base (absolute, L2 per example: eta=1e-1, init_mag=0.6, unbounded) are
 ``--adv_scale absolute --adv_p_norm l2 --adv_norm_level example``.
 
 Cost: K forwards and K backwards (plus one forward without graph if
-init_mag > 0). Backward calls: K (1 when adv_k=0: plain training).
+init_mag > 0). Backward calls: K (1 when adv_k=0: plain training); under DDP
+the first K-1 are ``deferred`` (no all-reduce), the last all-reduces the sum.
 A non-finite delta gradient (read after that step's backward) resets delta to
 zero for the remaining steps, which are then clean steps, and counts a skipped
 step; the number of backward calls does not change.
@@ -40,12 +41,14 @@ step; the number of backward calls does not change.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import torch
 
 from mt_dnn.adversarial import functional as AF
-from mt_dnn.adversarial.base import Regularizer, StepOutput, finite
+from mt_dnn.adversarial.base import Regularizer, StepOutput, deferred, finite
+from mt_dnn.distributed import unwrap
 from mt_dnn.losses import task_loss
 
 
@@ -95,7 +98,8 @@ class FreeLBRegularizer(Regularizer):
                 clean_loss = task_loss(clean_logits, labels, task)
             x = x.detach()
         else:
-            x = model.embed(batch).detach()
+            with torch.no_grad():  # geometry only: no forward, so no DDP hook to see
+                x = unwrap(model).embed(batch).detach()
         p, level = cfg.adv_p_norm, cfg.adv_norm_level
         unit = AF.ball_unit(x, mask, p, level, cfg.adv_scale)
         delta = self.init_delta(x, mask, self.generator(x.device))
@@ -106,14 +110,14 @@ class FreeLBRegularizer(Regularizer):
         for t in range(k):
             delta.requires_grad_(True)
             masks.perturbed()
-            # Re-embed at each step: backward frees the graph of the lookup too.
-            base = model.embed(batch) if self.space.name == "word" else x
-            logits = self.space.forward(model, batch, task, base, delta)
-            loss = task_loss(logits, labels, task)
-            if clean_logits is None:  # delta_0 == 0: step 0 is the clean forward
-                clean_logits, clean_loss = logits.detach(), loss.detach()
-            total += float(loss.detach()) / k
-            backward(loss / k)
+            # Only the last backward all-reduces (DDP): the K gradients are summed first.
+            with deferred(backward) if t < k - 1 else contextlib.nullcontext():
+                logits = self.space.forward(model, batch, task, delta)
+                loss = task_loss(logits, labels, task)
+                if clean_logits is None:  # delta_0 == 0: step 0 is the clean forward
+                    clean_logits, clean_loss = logits.detach(), loss.detach()
+                total += float(loss.detach()) / k
+                backward(loss / k)
             grad = delta.grad
             delta = delta.detach()
             if t == k - 1:

@@ -42,6 +42,10 @@ Expected error e:
   (:mod:`mt_dnn.confusion`, rows normalised) and never updated; the training
   tally is still logged.
 
+Data parallel: the tallies are summed over ranks before they are applied (at the
+epoch's end, or every step with ``tat_update=step``), so every rank samples
+from the same e, the one a single process would have.
+
 Every epoch ``end_epoch`` logs each task's training confusion tally as
 ``out_dir/tat_confusion_epoch{N}.json``, ``out_dir/tat_confusion_{task}_epoch{N}.png``
 and a TensorBoard figure ``tat_confusion/{task}``. The tallies, e and the random
@@ -75,7 +79,7 @@ import torch
 import torch.nn.functional as F
 
 from data_utils.task_def import TaskDef, TaskType
-from mt_dnn import confusion
+from mt_dnn import confusion, distributed
 from mt_dnn.adversarial.base import Objective, Regularizer, StepOutput
 from mt_dnn.adversarial.config import AdvConfig
 from mt_dnn.losses import task_loss
@@ -170,11 +174,20 @@ class TargetedRegularizer(Regularizer):
             np.add.at(tally, gold, probs)
         return tally, np.bincount(gold, minlength=n).astype(np.float64)
 
+    @property
+    def moves_every_step(self) -> bool:
+        """e is updated from every batch (``tat_update=step``, not oracle)."""
+        return self.cfg.tat_update == "step" and not self.oracle
+
     def record(self, task: TaskDef, logits: torch.Tensor, labels: torch.Tensor) -> None:
         tally, seen = self.batch_tally(task, logits, labels)
+        if self.moves_every_step:
+            # e moves every step: by the whole global batch's tally, the same on every rank.
+            both = distributed.all_reduce_sum(np.concatenate([tally, seen[:, None]], axis=1))
+            tally, seen = both[:, :-1], both[:, -1]
         self.tally[task.name] += tally
         self.seen[task.name] += seen
-        if self.cfg.tat_update == "step" and not self.oracle:
+        if self.moves_every_step:
             rows = seen > 0
             estimate = tally[rows] / seen[rows, None]
             m = self.cfg.tat_momentum
@@ -216,11 +229,15 @@ class TargetedRegularizer(Regularizer):
     def end_epoch(self, epoch: int, out_dir: Path | None, writer) -> dict:
         """Apply the epoch's tallies to e (tat_update=epoch) and log the confusion matrices."""
         logged, summary = {}, {}
+        if not self.moves_every_step:  # data parallel: each rank tallied its own slices
+            for name in self.tally:
+                self.tally[name] = distributed.all_reduce_sum(self.tally[name])
+                self.seen[name] = distributed.all_reduce_sum(self.seen[name])
         for name, tally in self.tally.items():
             seen = self.seen[name]
             if seen.sum() == 0:
                 continue
-            if self.cfg.tat_update == "epoch" and not self.oracle:
+            if not self.moves_every_step and not self.oracle:
                 rows = seen > 0
                 self.expected[name][rows] = tally[rows] / seen[rows, None]
             summary[f"tat/{name}/train_error_rate"] = float(1.0 - np.trace(tally) / seen.sum())
