@@ -100,7 +100,7 @@ def gradient_form_rows(model, batch, task) -> list[str]:
         reg = build_regularizer(cfg, {task.name: task})
         masks, clean = reg.begin(model, batch, task)
         target = clean.logits.detach()
-        delta = reg.attack(model, batch, task, clean, masks,
+        delta, _ = reg.attack(model, batch, task, clean, masks,
                            lambda lg, t=target: AF.divergence(lg, t, task.adv_loss), 1.0)  # fmt: skip
         adv_logits = reg.perturbed_logits(model, batch, task, clean, delta, masks)
         term = reg.divergence(adv_logits, clean.logits, task)

@@ -83,23 +83,29 @@ class TrainingDiverged(TrainingError):
 
 @dataclass
 class Accumulator:
-    """Averages of logged step values over a logging interval."""
+    """Averages of logged step values over a logging interval.
+
+    Values may be device tensors: they are summed where they are and read
+    (one wait for the device) only by :meth:`means`, at the logging interval.
+    """
 
     total: dict
-    count: int = 0
+    counts: dict
 
     @classmethod
     def empty(cls) -> Accumulator:
-        return cls(total={})
+        return cls(total={}, counts={})
 
-    def add(self, values: Mapping[str, float | None]) -> None:
+    def add(self, values: Mapping[str, Any]) -> None:
         for key, value in values.items():
             if value is not None:
-                self.total[key] = self.total.get(key, 0.0) + float(value)
-        self.count += 1
+                self.total[key] = self.total.get(key, 0.0) + value
+                self.counts[key] = self.counts.get(key, 0) + 1
 
     def means(self) -> dict[str, float]:
-        return {k: v / max(self.count, 1) for k, v in self.total.items()}
+        keys = list(self.total)
+        values = [torch.as_tensor(self.total[k], dtype=torch.float64).cpu() for k in keys]
+        return {k: float(v) / self.counts[k] for k, v in zip(keys, values, strict=True)}
 
 
 def primary_score(metrics: Mapping[str, float], task: TaskDef) -> float:
@@ -493,7 +499,8 @@ def train_epoch(run: Run, state: TrainState) -> tuple[float, int]:
     task_list = list(run.train_tasks.values())
     accum = cfg.grad_accumulation_step
     log = Accumulator.empty()
-    started, examples, window_finite = time.perf_counter(), 0, True
+    all_finite = torch.ones((), dtype=torch.bool, device=run.device)
+    started, examples, window_finite = time.perf_counter(), 0, all_finite
     bar = None
     if cfg.progress and run.world.main:
         from tqdm import tqdm
@@ -518,14 +525,13 @@ def train_epoch(run: Run, state: TrainState) -> tuple[float, int]:
         ):
             out = state.regularizer.step(engine, batch, task, backward)
         examples += sampler.global_size
-        window_finite = window_finite and math.isfinite(out.loss)
-        log.add({"loss": out.loss, "task_loss": out.task_loss, "adv_loss": out.adv_loss,
-                 "delta_norm_ratio": out.delta_norm_ratio,
-                 "adv_skipped": float(out.skipped)})  # fmt: skip
+        # Read once per optimizer step (optimizer_step), not here: no wait for the device.
+        window_finite = window_finite & torch.isfinite(out.tensors["loss"])
+        log.add(out.tensors)
         if not steps_now:
             continue
         grad_norm = optimizer_step(run, state, window_finite)
-        window_finite = True
+        window_finite = all_finite
         if state.global_step % cfg.log_every == 0:
             means = log.means()
             speed = examples / (time.perf_counter() - started)
@@ -548,9 +554,14 @@ def train_epoch(run: Run, state: TrainState) -> tuple[float, int]:
     return time.perf_counter() - started, examples
 
 
-def optimizer_step(run: Run, state: TrainState, loss_finite: bool) -> float | None:
-    """Clip and step, unless the loss or a gradient is not finite: then skip and count."""
+def optimizer_step(run: Run, state: TrainState, loss_finite: bool | torch.Tensor) -> float | None:
+    """Clip and step, unless the loss or a gradient is not finite: then skip and count.
+
+    The step's one wait for the device: the gradient norm and ``loss_finite``
+    (a device tensor from the trainer) are read here to decide.
+    """
     cfg, scaler, optimizer = run.cfg, state.scaler, state.optimizer
+    loss_finite = bool(loss_finite)
     if run.world.distributed:  # every rank must take the same decision
         loss_finite = bool(distributed.all_reduce_sum(np.array([float(not loss_finite)]))[0] == 0)
     scaler.unscale_(optimizer)

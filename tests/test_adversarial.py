@@ -226,7 +226,7 @@ def test_nonfinite_perturbation_gradient_freelb():
     backward = Recorder()
     out = reg.step(model, tiny_batch(CLS_TASK), CLS_TASK, backward)
     # delta is reset to zero: the remaining steps are clean, the count does not change.
-    assert out.skipped and reg.skipped_steps == 1 and out.delta_norm_ratio is None
+    assert out.skipped and reg.skipped_steps == 1 and out.delta_norm_ratio == 0.0
     assert len(backward.losses) == 3
     assert np.allclose(backward.losses, out.task_loss / 3)
     model.zero_grad()
@@ -243,7 +243,7 @@ def _perturbation(cfg, task, inner, direction, seed=0, kind="bert"):
     batch = tiny_batch(task, batch_size=8)
     clean = clean_forward(model, batch, task)
     gen = torch.Generator().manual_seed(seed)
-    delta = perturbation(model, batch, task, clean, cfg, gen, inner(clean), direction)
+    delta, _ = perturbation(model, batch, task, clean, cfg, gen, inner(clean), direction)
     with torch.no_grad():
         logits = model.forward_embeds(clean.x + delta, batch, task.name)
     return model, batch, clean, delta, logits

@@ -45,7 +45,7 @@ def test_relative_ball_edge_has_norm_ratio_eps(p_norm, level):
     else:
         delta = 0.1 * unit * AF.normalize_grad(grad, mask, "l2", level)
     if level == "token" or p_norm == "l2":
-        assert math.isclose(AF.norm_ratio(delta, embeds, mask), 0.1, rel_tol=1e-4)
+        assert math.isclose(float(AF.norm_ratio(delta, embeds, mask)), 0.1, rel_tol=1e-4)
     per_group = AF.group_norm(delta, mask, "l2", level) / AF.group_norm(embeds, mask, "l2", level)
     real = AF.group_reduce(mask, level, "max") > 0
     assert torch.allclose(per_group[real], torch.full_like(per_group[real], 0.1), rtol=1e-4)
@@ -126,4 +126,4 @@ def test_divergences_are_fp32_and_kl_direction():
 def test_norm_ratio_ignores_padding():
     embeds = torch.tensor([[[2.0, 0.0], [100.0, 100.0]]])
     delta = torch.tensor([[[0.2, 0.0], [50.0, 50.0]]])
-    assert math.isclose(AF.norm_ratio(delta, embeds, _mask([1], 2)), 0.1, rel_tol=1e-6)
+    assert math.isclose(float(AF.norm_ratio(delta, embeds, _mask([1], 2))), 0.1, rel_tol=1e-6)

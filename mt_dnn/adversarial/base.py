@@ -7,6 +7,11 @@ A regularizer owns one micro-batch's forward and backward::
 ``backward(loss)`` is the trainer's callable (loss scaling, accumulation, DDP);
 a regularizer calls it the number of times its method card states and never
 touches the optimizer.
+
+Nothing in a step waits for the device: the step's numbers stay on it as
+tensors (:class:`StepOutput`), a non-finite perturbation gradient is handled
+by ``torch.where`` rather than a Python branch, and counters that depend on
+device values are device tensors read only when logged or saved.
 """
 
 from __future__ import annotations
@@ -30,12 +35,62 @@ Backward = Callable[[Tensor], Any]
 
 @dataclass
 class StepOutput:
-    loss: float  # total loss of the step (task + weighted adversarial term)
-    task_loss: float  # loss of the clean forward
-    adv_loss: float  # the adversarial term before weighting by adv_alpha (0.0 for none)
+    """One step's numbers as detached 0-d fp32 tensors on the step's device.
+
+    ``tensors`` holds ``loss`` (task + weighted adversarial term), ``task_loss``
+    (the clean forward's), ``adv_loss`` (the adversarial term before adv_alpha;
+    0 for none), ``adv_skipped`` (1 if a non-finite perturbation gradient
+    dropped the adversarial term) and, for methods with a perturbation,
+    ``delta_norm_ratio`` (||delta|| / ||embeddings|| over real tokens). The
+    trainer sums them on the device and reads them once per logging interval;
+    the float properties (which wait for the device) are for tests and tools.
+    """
+
+    tensors: dict[str, Tensor]
     logits: Tensor  # detached clean logits, for training metrics
-    delta_norm_ratio: float | None = None  # ||delta|| / ||embeddings|| over real tokens
-    skipped: bool = False  # adversarial term skipped: non-finite perturbation gradient
+
+    @classmethod
+    def of(
+        cls,
+        logits: Tensor,
+        loss: Tensor,
+        task_loss: Tensor,
+        adv_loss: Tensor | None = None,
+        delta_norm_ratio: Tensor | None = None,
+        skipped: Tensor | None = None,
+    ) -> StepOutput:
+        zero = torch.zeros((), device=loss.device)
+        values = {
+            "loss": loss,
+            "task_loss": task_loss,
+            "adv_loss": zero if adv_loss is None else adv_loss,
+            "adv_skipped": zero if skipped is None else skipped,
+        }
+        if delta_norm_ratio is not None:
+            values["delta_norm_ratio"] = delta_norm_ratio
+        tensors = {k: v.detach().float() for k, v in values.items()}
+        return cls(tensors, logits.detach())
+
+    @property
+    def loss(self) -> float:
+        return float(self.tensors["loss"])
+
+    @property
+    def task_loss(self) -> float:
+        return float(self.tensors["task_loss"])
+
+    @property
+    def adv_loss(self) -> float:
+        return float(self.tensors["adv_loss"])
+
+    @property
+    def delta_norm_ratio(self) -> float | None:
+        value = self.tensors.get("delta_norm_ratio")
+        return None if value is None else float(value)
+
+    @property
+    def skipped(self) -> bool:
+        return bool(self.tensors["adv_skipped"])
 
 
 @dataclass
@@ -150,8 +205,9 @@ def clean_forward(
     return Clean(embeds, logits, loss, AF.token_mask(batch["attention_mask"]))
 
 
-def finite(x: Tensor) -> bool:
-    return bool(torch.isfinite(x).all())
+def all_finite(x: Tensor) -> Tensor:
+    """0-d bool tensor: every entry of ``x`` is finite (no wait for the device)."""
+    return torch.isfinite(x).all()
 
 
 class Regularizer:
@@ -163,7 +219,7 @@ class Regularizer:
         self.cfg = cfg
         self.task_defs = dict(task_defs)
         self.steps = 0
-        self.skipped_steps = 0
+        self._skipped: Tensor | int = 0  # a device tensor once a step has counted into it
         # Created on the first step, on the device of the embeddings, so noise and
         # targets are drawn where they are used; its state is part of state_dict.
         self._generator: torch.Generator | None = None
@@ -188,6 +244,14 @@ class Regularizer:
 
     def end_epoch(self, epoch: int, out_dir: Path | None, writer) -> dict:
         return {}
+
+    @property
+    def skipped_steps(self) -> int:
+        """Steps whose adversarial term was dropped (reading it waits for the device)."""
+        return int(self._skipped)
+
+    def count_skipped(self, skipped: Tensor) -> None:
+        self._skipped = self._skipped + skipped.to(torch.int64)
 
     def counters(self) -> dict:
         """Numbers for the training log."""
@@ -230,7 +294,7 @@ class Regularizer:
         if state.get("name", self.name) != self.name:
             raise ValueError(f"state of regularizer {state['name']!r} loaded into {self.name!r}")
         self.steps = int(state["steps"])
-        self.skipped_steps = int(state["skipped_steps"])
+        self._skipped = int(state["skipped_steps"])
         # A state from another device type (CPU vs CUDA generators differ) cannot be
         # restored; the generator is then reseeded from adv_seed.
         self._generator = None
@@ -238,22 +302,10 @@ class Regularizer:
 
     # -- helpers for the methods ------------------------------------------------------
 
-    def plain(self, clean: Clean, backward: Backward, skipped: bool = False) -> StepOutput:
-        """Backward on the task loss alone: plain training, or a skipped adversarial step."""
+    def plain(self, clean: Clean, backward: Backward) -> StepOutput:
+        """Backward on the task loss alone: plain training."""
         backward(clean.loss)
-        return StepOutput(
-            loss=float(clean.loss.detach()),
-            task_loss=float(clean.loss.detach()),
-            adv_loss=0.0,
-            logits=clean.logits.detach(),
-            delta_norm_ratio=None,
-            skipped=skipped,
-        )
-
-    def skip(self, clean: Clean, backward: Backward) -> StepOutput:
-        """Non-finite perturbation gradient: train on the task loss alone, count it."""
-        self.skipped_steps += 1
-        return self.plain(clean, backward, skipped=True)
+        return StepOutput.of(clean.logits, clean.loss, clean.loss)
 
     def begin(self, model, batch, task: TaskDef) -> tuple[DropoutMasks, Clean]:
         """The clean forward in this regularizer's space, with its dropout mask recorded."""
@@ -262,7 +314,7 @@ class Regularizer:
         return masks, clean_forward(model, batch, task, self.space)
 
     def attack(self, model, batch, task, clean: Clean, masks, inner_loss, direction: float):
-        """SMART/TAT's perturbation (see :func:`perturbation`), or None if not finite."""
+        """SMART/TAT's perturbation and its finite flag (see :func:`perturbation`)."""
         generator = self.generator(clean.embeds.device)
         return perturbation(
             model, batch, task, clean, self.cfg, generator, inner_loss, direction, self.space, masks
@@ -274,18 +326,27 @@ class Regularizer:
         return self.space.forward(model, batch, task, delta)
 
     def finish(
-        self, clean: Clean, adv: Tensor, delta: Tensor | None, backward: Backward
+        self,
+        clean: Clean,
+        adv: Tensor,
+        delta: Tensor | None,
+        backward: Backward,
+        ok: Tensor | None = None,
     ) -> StepOutput:
-        """loss = task loss + alpha * adv, one backward."""
+        """loss = task loss + alpha * adv, one backward.
+
+        ``ok`` False (a non-finite perturbation gradient; delta was zeroed) drops
+        the adversarial term: the step trains on the task loss alone, and counts.
+        """
+        skipped = None
+        if ok is not None:
+            adv = torch.where(ok, adv, torch.zeros_like(adv))
+            skipped = ~ok
+            self.count_skipped(skipped)
         loss = clean.loss + self.cfg.adv_alpha * adv
         backward(loss)
-        return StepOutput(
-            loss=float(loss.detach()),
-            task_loss=float(clean.loss.detach()),
-            adv_loss=float(adv.detach()),
-            logits=clean.logits.detach(),
-            delta_norm_ratio=None if delta is None else AF.norm_ratio(delta, clean.x, clean.mask),
-        )
+        ratio = None if delta is None else AF.norm_ratio(delta, clean.x, clean.mask)
+        return StepOutput.of(clean.logits, loss, clean.loss, adv, ratio, skipped)
 
 
 def perturbation(
@@ -300,7 +361,7 @@ def perturbation(
     space: Space = SPACES["word"],
     masks: DropoutMasks | None = None,
     trace: dict | None = None,
-) -> Tensor | None:
+) -> tuple[Tensor, Tensor]:
     """SMART/TAT perturbation: Gaussian start, K gradient steps.
 
     ``adv_update=project``: ``delta_0 = Proj_eps(N(0, sigma^2))`` and
@@ -308,9 +369,10 @@ def perturbation(
     ``adv_update=mtdnn``: ``delta_0 = N(0, sigma^2)`` and
     ``delta <- (delta + direction * eta * g) / (||delta + direction * eta * g||_p + eps)``.
     ``g`` is the gradient of ``inner_loss(logits at x + delta)`` w.r.t. delta
-    alone (``direction`` +1 ascends, -1 descends). Returns the detached delta,
-    or None if a gradient was not finite. ``trace`` (a dict) collects each
-    step's starting delta and gradient, for measurements and tests.
+    alone (``direction`` +1 ascends, -1 descends). Returns the detached delta
+    and a 0-d bool tensor, False if a gradient was not finite: delta is then
+    zero (decided on the device, without waiting for it). ``trace`` (a dict)
+    collects each step's starting delta and gradient, for measurements and tests.
     """
     x, mask = clean.x, clean.mask
     p, level = cfg.adv_p_norm, cfg.adv_norm_level
@@ -319,14 +381,15 @@ def perturbation(
     delta = AF.normal_noise(x, mask, sigma, generator)
     if cfg.adv_update == "project":
         delta = AF.project(delta, cfg.adv_epsilon * unit, mask, p, level)
+    ok = torch.ones((), dtype=torch.bool, device=x.device)
     for _ in range(cfg.adv_k):
         delta.requires_grad_(True)
         if masks is not None:
             masks.perturbed()
         logits = space.forward(model, batch, task, delta)
         (grad,) = torch.autograd.grad(inner_loss(logits), delta)
-        if not finite(grad):
-            return None
+        ok = ok & all_finite(grad)
+        grad = torch.where(ok, grad, torch.zeros_like(grad))
         if trace is not None:
             trace.setdefault("starts", []).append(delta.detach())
             trace.setdefault("grads", []).append(grad.detach())
@@ -336,4 +399,5 @@ def perturbation(
         else:
             step = direction * cfg.adv_step_size * unit * AF.normalize_grad(grad, mask, p, level)
             delta = AF.project(delta.detach() + step, cfg.adv_epsilon * unit, mask, p, level)
-    return delta.detach()
+    delta = delta.detach()
+    return torch.where(ok, delta, torch.zeros_like(delta)), ok

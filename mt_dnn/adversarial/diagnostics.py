@@ -53,7 +53,7 @@ def measure_attack(
     assert isinstance(reg, (SmartRegularizer, TargetedRegularizer))
     goal = reg.objective(task, clean, batch["labels"], generator)
     trace: dict = {}
-    delta = perturbation(
+    delta, ok = perturbation(
         model,
         batch,
         task,
@@ -66,7 +66,7 @@ def measure_attack(
         masks,
         trace,
     )
-    if delta is None:
+    if not bool(ok):
         raise ValueError("the perturbation gradient was not finite")
     with torch.no_grad():
         masks.perturbed()
@@ -82,7 +82,7 @@ def measure_attack(
             before = _target_score(task, target_logits, targets)
             after = _target_score(task, after_logits, targets)
     agreement = AF.sign_agreement(delta, goal.direction * trace["grads"][0], clean.mask)
-    return AttackReport(agreement, before, after, AF.norm_ratio(delta, clean.x, clean.mask))
+    return AttackReport(agreement, before, after, float(AF.norm_ratio(delta, clean.x, clean.mask)))
 
 
 def _target_score(task: TaskDef, logits: Tensor, targets: Tensor) -> float:

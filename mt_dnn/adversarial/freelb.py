@@ -16,10 +16,11 @@ accumulated ("free" large batch of K perturbed copies)::
         delta_t+1 = Proj_eps(delta_t + eta * g / ||g||_p)
 
 so the parameters see the gradient of (1/K) sum_t L(x + delta_t). ``loss`` in
-the step output is that mean, ``task_loss`` the clean loss, ``adv_loss`` their
-difference. A clean forward without a graph gives the logits for the training
-metrics when delta_0 is not zero (with ``freelb_init_mag=0`` step 0 is the clean
-forward and is reused).
+the step output is that mean, ``task_loss`` and the logits for the training
+metrics are step 0's (at the small random start delta_0; with
+``freelb_init_mag=0`` exactly the clean forward), ``adv_loss`` their
+difference. No separate clean forward is run for them: it would be a third
+pass of the K=2 step's two.
 
 Defaults: the shared adv_* values (eta=0.5, eps=0.05 relative, L-inf per
 token, ``adv_space``) and ``freelb_init_mag=0.02`` relative. With
@@ -31,12 +32,13 @@ SMART/TAT; FreeLB needs ``--adv_k 2`` or more to ascend at all (the paper uses
 for BERT-base (absolute, L2 per example: eta=1e-1, init_mag=0.6, unbounded) are
 ``--adv_scale absolute --adv_p_norm l2 --adv_norm_level example``.
 
-Cost: K forwards and K backwards (plus one forward without graph if
-init_mag > 0). Backward calls: K (1 when adv_k=0: plain training); under DDP
-the first K-1 are ``deferred`` (no all-reduce), the last all-reduces the sum.
-A non-finite delta gradient (read after that step's backward) resets delta to
-zero for the remaining steps, which are then clean steps, and counts a skipped
-step; the number of backward calls does not change.
+Cost: K forwards and K backwards (plus one forward without graph in the hidden
+space, whose size the start needs). Backward calls: K (1 when adv_k=0: plain
+training); under DDP the first K-1 are ``deferred`` (no all-reduce), the last
+all-reduces the sum. A non-finite delta gradient (read after that step's
+backward) resets delta to zero for the remaining steps, which are then clean
+steps, and counts a skipped step (decided on the device, without waiting for
+it); the number of backward calls does not change.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ import warnings
 import torch
 
 from mt_dnn.adversarial import functional as AF
-from mt_dnn.adversarial.base import Regularizer, StepOutput, deferred, finite
+from mt_dnn.adversarial.base import Regularizer, StepOutput, all_finite, deferred
 from mt_dnn.distributed import unwrap
 from mt_dnn.losses import task_loss
 
@@ -90,23 +92,20 @@ class FreeLBRegularizer(Regularizer):
         masks = self.masks(batch["input_ids"].device)
         masks.clean()
         k = max(cfg.adv_k, 1)
-        clean_logits = clean_loss = None
-        if self.space.name == "hidden" or (cfg.freelb_init_mag > 0 and cfg.adv_k > 0):
-            # The clean logits for the training metrics (and the hidden space's geometry).
-            with torch.no_grad():
-                x, clean_logits = self.space.clean(model, batch, task)
-                clean_loss = task_loss(clean_logits, labels, task)
-            x = x.detach()
-        else:
-            with torch.no_grad():  # geometry only: no forward, so no DDP hook to see
-                x = unwrap(model).embed(batch).detach()
+        with torch.no_grad():  # the size of the start: geometry only, no graph
+            if self.space.name == "hidden":
+                x, _ = self.space.clean(model, batch, task)
+            else:  # a lookup, not a forward: no DDP hook to see
+                x = unwrap(model).embed(batch)
+        x = x.detach()
         p, level = cfg.adv_p_norm, cfg.adv_norm_level
         unit = AF.ball_unit(x, mask, p, level, cfg.adv_scale)
         delta = self.init_delta(x, mask, self.generator(x.device))
         if cfg.adv_k == 0:
             delta = torch.zeros_like(delta)
-        total = 0.0
-        skipped = False
+        total = torch.zeros((), device=x.device)
+        ok = torch.ones((), dtype=torch.bool, device=x.device)
+        first: tuple[torch.Tensor, torch.Tensor] | None = None
         for t in range(k):
             delta.requires_grad_(True)
             masks.perturbed()
@@ -114,30 +113,23 @@ class FreeLBRegularizer(Regularizer):
             with deferred(backward) if t < k - 1 else contextlib.nullcontext():
                 logits = self.space.forward(model, batch, task, delta)
                 loss = task_loss(logits, labels, task)
-                if clean_logits is None:  # delta_0 == 0: step 0 is the clean forward
-                    clean_logits, clean_loss = logits.detach(), loss.detach()
-                total += float(loss.detach()) / k
+                if first is None:  # step 0 stands for the clean forward in the metrics
+                    first = (logits.detach(), loss.detach())
+                total = total + loss.detach() / k
                 backward(loss / k)
             grad = delta.grad
             delta = delta.detach()
             if t == k - 1:
                 break
-            if grad is None or not finite(grad):
-                skipped = True
-                delta = torch.zeros_like(delta)
-                continue
-            if skipped:
-                continue
+            # Once a gradient is not finite, delta is zero for the remaining (clean) steps.
+            ok = ok & (all_finite(grad) if grad is not None else torch.zeros_like(ok))
+            grad = torch.where(ok, grad, 0.0) if grad is not None else torch.zeros_like(delta)
             step = cfg.adv_step_size * unit * AF.normalize_grad(grad, mask, p, level)
-            delta = AF.project(delta + step, cfg.adv_epsilon * unit, mask, p, level)
-        if skipped:
-            self.skipped_steps += 1
-        assert clean_logits is not None and clean_loss is not None  # set before or at step 0
-        return StepOutput(
-            loss=total,
-            task_loss=float(clean_loss),
-            adv_loss=total - float(clean_loss),
-            logits=clean_logits,
-            delta_norm_ratio=None if skipped else AF.norm_ratio(delta, x, mask),
-            skipped=skipped,
-        )
+            moved = AF.project(delta + step, cfg.adv_epsilon * unit, mask, p, level)
+            delta = torch.where(ok, moved, torch.zeros_like(moved))
+        skipped = ~ok
+        self.count_skipped(skipped)
+        assert first is not None
+        logits0, loss0 = first
+        ratio = AF.norm_ratio(delta, x, mask)
+        return StepOutput.of(logits0, total, loss0, total - loss0, ratio, skipped)

@@ -10,8 +10,6 @@ a zero perturbation.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -135,11 +133,11 @@ def project(delta: Tensor, radius: Tensor | float, mask: Tensor, p_norm: str, le
     return delta * factor
 
 
-def norm_ratio(delta: Tensor, embeds: Tensor, mask: Tensor) -> float:
-    """||delta||_F / ||embeds||_F over the real tokens of the batch (for logging)."""
+def norm_ratio(delta: Tensor, embeds: Tensor, mask: Tensor) -> Tensor:
+    """||delta||_F / ||embeds||_F over the real tokens of the batch (0-d, for logging)."""
     num = ((delta.float() * mask) ** 2).sum()
     den = ((embeds.float() * mask) ** 2).sum().clamp(min=_TINY)
-    return math.sqrt(float(num / den))
+    return (num / den).sqrt()
 
 
 def kl(input_logits: Tensor, target_logits: Tensor) -> Tensor:

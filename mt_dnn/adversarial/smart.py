@@ -36,8 +36,9 @@ literal numbers are ``--adv_preset paper`` (its eta=1e-3 for SMART: add
 preset's perturbation measures on MiniLM is in experiments/tat_study/perturbations.md.
 
 Cost: K+2 forwards, K perturbation backwards (autograd.grad), 1 parameter
-backward. Backward calls: 1. A non-finite perturbation gradient skips the
-adversarial term (task loss alone gets the backward) and counts a skipped step.
+backward. Backward calls: 1. A non-finite perturbation gradient drops the
+adversarial term (delta and the term are zeroed on the device, so the task
+loss alone drives the update) and counts a skipped step.
 """
 
 from __future__ import annotations
@@ -59,8 +60,7 @@ class SmartRegularizer(Regularizer):
         self.steps += 1
         masks, clean = self.begin(model, batch, task)
         goal = self.objective(task, clean, batch["labels"], None)
-        delta = self.attack(model, batch, task, clean, masks, goal.loss, goal.direction)
-        if delta is None:
-            return self.skip(clean, backward)
+        delta, ok = self.attack(model, batch, task, clean, masks, goal.loss, goal.direction)
         adv_logits = self.perturbed_logits(model, batch, task, clean, delta, masks)
-        return self.finish(clean, self.divergence(adv_logits, clean.logits, task), delta, backward)
+        adv = self.divergence(adv_logits, clean.logits, task)
+        return self.finish(clean, adv, delta, backward, ok)

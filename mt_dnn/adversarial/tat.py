@@ -65,8 +65,9 @@ equals an untargeted step up the gold loss: targeting matters only with three or
 more classes or regression bins.
 
 Cost: K+2 forwards, K perturbation backwards (autograd.grad), 1 parameter
-backward. Backward calls: 1. A non-finite perturbation gradient skips the
-adversarial term (task loss alone gets the backward) and counts a skipped step.
+backward. Backward calls: 1. A non-finite perturbation gradient drops the
+adversarial term (delta and the term are zeroed on the device, so the task
+loss alone drives the update) and counts a skipped step.
 """
 
 from __future__ import annotations
@@ -214,15 +215,13 @@ class TargetedRegularizer(Regularizer):
         labels = batch["labels"]
         goal = self.objective(task, clean, labels, self.generator(clean.embeds.device))
         self.record(task, clean.logits.detach(), labels)
-        delta = self.attack(model, batch, task, clean, masks, goal.loss, goal.direction)
-        if delta is None:
-            return self.skip(clean, backward)
+        delta, ok = self.attack(model, batch, task, clean, masks, goal.loss, goal.direction)
         adv_logits = self.perturbed_logits(model, batch, task, clean, delta, masks)
         if self.cfg.tat_adversarial:
             adv = task_loss(adv_logits, labels, task)
         else:
             adv = self.divergence(adv_logits, clean.logits, task)
-        return self.finish(clean, adv, delta, backward)
+        return self.finish(clean, adv, delta, backward, ok)
 
     # -- epochs and state ---------------------------------------------------------------
 
