@@ -14,6 +14,10 @@ A task-definition YAML maps task names to their facts::
 
 Code never branches on a task *name*; it reads these fields, and branches on
 ``task_type`` through tables keyed by :class:`TaskType`.
+
+The GLUE and NLI definitions ship inside this package (``data_utils/tasks/glue.yml``,
+``nli.yml``) and are named by ``glue`` and ``nli`` wherever a task-definition file is
+taken, so the defaults work from any folder and in an installed package.
 """
 
 from __future__ import annotations
@@ -21,10 +25,22 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+# Built-in task definitions: name -> file in data_utils/tasks/ (package data).
+BUILTIN_TASK_DEFS = {"glue": "glue.yml", "nli": "nli.yml"}
+DEFAULT_TASK_DEFS = ("glue", "nli")
+# Where they lived before they were package data; configs and checkpoints written then
+# still name these paths, which resolve to the built-ins when no such file exists.
+_FORMER_PATHS: dict[tuple[str, ...], str] = {
+    ("experiments", "glue", "glue_task_def.yml"): "glue",
+    ("experiments", "nli", "nli_task_def.yml"): "nli",
+}
 
 
 class TaskType(enum.Enum):
@@ -210,19 +226,37 @@ def parse_task_def(name: str, raw: Mapping[str, Any], source: str = "<dict>") ->
     )
 
 
+def task_def_file(spec: str | Path) -> Path | Traversable:
+    """The file a ``--task_def`` value names: a built-in name (``glue``, ``nli``) is the
+    package's own file, found with importlib.resources wherever the package is installed;
+    anything else is a path (a former in-repository path of a built-in that no longer
+    exists there is the built-in)."""
+    if isinstance(spec, str) and spec in BUILTIN_TASK_DEFS:
+        return resources.files("data_utils").joinpath("tasks", BUILTIN_TASK_DEFS[spec])
+    path = Path(spec)
+    former = _FORMER_PATHS.get(path.parts[-3:])
+    if former is not None and not path.exists():
+        return task_def_file(former)
+    return path
+
+
 def load_task_defs(*paths: str | Path) -> dict[str, TaskDef]:
-    """Read one or more task-definition YAML files into ``{name: TaskDef}``.
+    """Read one or more task-definition YAML files into ``{name: TaskDef}``; each is a
+    path or a built-in name (:func:`task_def_file`).
 
     A task defined in two files is an error, so merged files cannot silently
     shadow each other.
     """
     defs: dict[str, TaskDef] = {}
-    for path in paths:
-        path = Path(path)
+    for spec in paths:
+        path = task_def_file(spec)
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise TaskDefError(f"{path}: task-definition file not found") from None
+            builtins = ", ".join(BUILTIN_TASK_DEFS)
+            raise TaskDefError(
+                f"{path}: task-definition file not found (built-in ones: {builtins})"
+            ) from None
         except yaml.YAMLError as exc:
             raise TaskDefError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(raw, Mapping) or not raw:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The images' entry point. Runs from the repository root (/app in the image), so the
-# defaults that are relative paths (task YAML, data/, checkpoints/) resolve as in the
+# defaults that are relative paths (data/, checkpoints/) resolve as in the
 # README.
 #
 #   train ARGS...            python train.py ARGS...

@@ -28,7 +28,7 @@ def real_model_and_batch(
     task_name: str = "rte",
 ) -> tuple[str, TaskDef, MultiTaskModel, dict]:
     """(encoder path, task, model with a fresh head, batch of the first ``n_rows`` training rows)."""
-    task = load_task_defs(ROOT / "experiments/glue/glue_task_def.yml")[task_name]
+    task = load_task_defs("glue")[task_name]
     rows = TaskDataset.load(Path(data_dir) / f"{task_name}_train.json", task, "train").rows
     init = resolve_init_checkpoint(init_checkpoint)
     model = MultiTaskModel(load_encoder(init), {task_name: task}, checkpoint_pooling(init), dropout)

@@ -41,10 +41,7 @@ def data_minilm_path() -> str:
 def data_task_defs():
     from data_utils.task_def import load_task_defs
 
-    return load_task_defs(
-        REPO_ROOT / "experiments/glue/glue_task_def.yml",
-        REPO_ROOT / "experiments/nli/nli_task_def.yml",
-    )
+    return load_task_defs("glue", "nli")
 
 
 @pytest.fixture(scope="session")

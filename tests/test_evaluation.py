@@ -10,7 +10,7 @@ from mt_dnn.evaluation import choose_head, evaluate, scores_to_predictions
 from mt_dnn.model import MultiTaskModel
 from tests.tiny import VOCAB, tiny_encoder
 
-DEFS = load_task_defs("experiments/glue/glue_task_def.yml", "experiments/nli/nli_task_def.yml")
+DEFS = load_task_defs("glue", "nli")
 
 
 def test_own_head_first_then_predict_with_then_zero_shot():

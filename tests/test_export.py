@@ -342,10 +342,10 @@ def test_pipeline_matches_predict_on_real_rte_and_stsb(tmp_path, data_real_dir, 
 
     from data_utils.canonical import read_canonical
     from data_utils.task_def import load_task_defs
-    from tests.test_integration import ROOT, prepro, run, train_args
+    from tests.test_integration import prepro, run, train_args
 
     n_rows = 48
-    tasks = load_task_defs(ROOT / "experiments/glue/glue_task_def.yml")
+    tasks = load_task_defs("glue")
     data = prepro(data_real_dir / "glue", tmp_path / "data", data_minilm_path, ["rte", "stsb"])
     sliced = tmp_path / "dev_slices"
     sliced.mkdir()

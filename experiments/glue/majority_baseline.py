@@ -31,8 +31,8 @@ def main() -> int:
     p.add_argument("--tasks", default="rte,mrpc,stsb,cola", help="Comma-separated tasks.")
     p.add_argument(
         "--task_def",
-        default=str(ROOT / "experiments/glue/glue_task_def.yml"),
-        help="Task-definition YAML.",
+        default="glue",
+        help="Task-definition YAML: a path or a built-in name (glue, nli).",
     )
     args = p.parse_args()
     defs = load_task_defs(args.task_def)

@@ -89,7 +89,7 @@ def main() -> int:
          "--snli_dir", str(args.data_dir / "snli"), "--scitail_dir", str(args.data_dir / "scitail"),
          "--xnli_dir", str(args.data_dir / "xnli"), "--mnli_dir", str(args.data_dir / "mnli")])  # fmt: skip
 
-    tasks = load_task_defs(ROOT / "experiments/glue/glue_task_def.yml")
+    tasks = load_task_defs("glue")
     mnli = tasks["mnli"]
     rows = read_canonical(raw / "mnli_dev_matched.tsv", mnli, "dev_matched")
     held = heldout_uids([r.uid for r in rows])

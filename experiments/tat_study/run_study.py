@@ -137,7 +137,7 @@ def oracle_file(args, study: str, task: str, seed: int, dev_set: str) -> Path | 
 
 
 def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) -> dict | None:
-    from data_utils.task_def import load_task_defs
+    from data_utils.task_def import BUILTIN_TASK_DEFS, load_task_defs
 
     spec = grid["studies"][study]
     run_dir = args.runs / name
@@ -178,7 +178,9 @@ def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) ->
     predicted = json.loads((pred_dir / "metrics.json").read_text())
     config = json.loads((run_dir / "config.json").read_text())
     data_dir = Path(args.code_dir) / config["data_dir"]
-    task_defs = load_task_defs(*[Path(args.code_dir) / p for p in config["task_def"]])
+    # A built-in name (glue, nli) is the package's file; a path is relative to the code.
+    specs = [p if p in BUILTIN_TASK_DEFS else Path(args.code_dir) / p for p in config["task_def"]]
+    task_defs = load_task_defs(*specs)
     evals = {}
     for dataset in spec["predict"]:
         task = next(t for t in task_defs.values() if dataset.startswith(t.name + "_"))
