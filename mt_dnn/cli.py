@@ -1,4 +1,8 @@
-"""Command lines of the scripts at the repository root (they stay thin)."""
+"""train.py's command line (also ``python -m mt_dnn.train`` and, installed, ``mtdnn-train``).
+
+The flags are generated from TrainConfig and AdvConfig by ``data_utils.cli``, as
+every script's are; the scripts at the repository root stay thin.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,9 @@ from mt_dnn.adversarial.config import AdvConfig, preset_values
 from mt_dnn.config import ConfigError, TrainConfig, add_dataclass_args, build, read_yaml
 
 
-def train_parser() -> argparse.ArgumentParser:
+def train_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="train.py",
+        prog=prog,
         description="Multi-task fine-tuning of a HuggingFace encoder with optional adversarial "
         "regularization (none, smart, tat, freelb, r3f). Every option below is also a key "
         "of the --config YAML; flags given on the command line override the YAML.",
@@ -29,7 +33,7 @@ def train_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_train_args(argv: Sequence[str]) -> tuple[TrainConfig, AdvConfig]:
+def parse_train_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, AdvConfig]:
     args = vars(train_parser().parse_args(argv))
     config_path = args.pop("config", None)
     adv_train = args.pop("adv_train", False)
@@ -49,7 +53,8 @@ def parse_train_args(argv: Sequence[str]) -> tuple[TrainConfig, AdvConfig]:
     return cfg, adv_cfg
 
 
-def run_train(argv: Sequence[str]) -> int:
+def run_train(argv: Sequence[str] | None = None) -> int:
+    """train.py, ``python -m mt_dnn.train`` and ``mtdnn-train`` (argv None: sys.argv)."""
     from data_utils.errors import DataError
     from data_utils.task_def import TaskDefError
     from mt_dnn.trainer import TrainingError, train

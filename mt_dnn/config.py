@@ -1,47 +1,51 @@
 """Training configuration: frozen dataclasses, loadable from YAML, overridable on the command line.
 
-The command line is generated from the dataclass fields, so a field name is its
-flag name (``--learning_rate``) and its YAML key (``learning_rate: 2e-5``), and
-its ``help`` metadata is what ``--help`` prints. Unknown YAML keys are an error
-that lists the valid ones. Precedence: defaults < ``--config`` YAML < flags.
+The command line is generated from the dataclass fields (``data_utils.cli``, shared
+by every script), so a field name is its flag name (``--learning_rate``) and its
+YAML key (``learning_rate: 2e-5``), and its ``help`` metadata is what ``--help``
+prints. Unknown YAML keys are an error that lists the valid ones. Precedence:
+defaults < ``--config`` YAML < flags.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
 import re
-import types
-import typing
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-DEFAULT_TASK_DEFS = ("experiments/glue/glue_task_def.yml", "experiments/nli/nli_task_def.yml")
+# Re-exported: the generic machinery is data_utils', so that data_utils scripts share it.
+from data_utils.cli import (  # noqa: F401
+    OUTPUT_DIR_ALIASES,
+    ConfigError,
+    add_dataclass_args,
+    build,
+    option,
+)
+from data_utils.task_def import DEFAULT_TASK_DEFS  # noqa: F401
+
 OPTIMIZERS = ("adamw", "adamax")
 DEFAULT_DATA_ROOT = "data/canonical_data"
 LOOKAHEAD_DEFAULTS = (5, 0.5)  # (k, alpha) of the Lookahead paper
 
 
-class ConfigError(ValueError):
-    pass
-
-
-def _help(text: str, default: Any) -> Any:
-    return field(default=default, metadata={"help": text})
+def _help(text: str, default: Any, **kw: Any) -> Any:
+    return option(text, default, **kw)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     # --- data ---
     task_def: tuple[str, ...] = _help(
-        "Task-definition YAML file(s), comma-separated; task facts (labels, metrics, splits) "
-        "live there.",
+        "Task-definition YAML file(s), comma-separated: paths, or the built-in glue and nli "
+        "(data_utils/tasks/*.yml, installed with the package); task facts (labels, metrics, "
+        "splits) live there.",
         default=DEFAULT_TASK_DEFS,
     )
     train_datasets: tuple[str, ...] = _help(
@@ -167,7 +171,11 @@ class TrainConfig:
         "is slower), none, bf16 or fp16 (with a gradient scaler).",
         default="auto",
     )
-    output_dir: str = _help("Where checkpoints, metrics and logs are written.", "checkpoints/run")
+    output_dir: str = _help(
+        "Where checkpoints, metrics and logs are written.",
+        "checkpoints/run",
+        aliases=OUTPUT_DIR_ALIASES,
+    )
     save_best: bool = _help(
         "Also keep the checkpoint of the epoch with the best mean dev score in output_dir/best.",
         default=True,
@@ -268,170 +276,6 @@ class TrainConfig:
             raise ValueError(
                 "output_dir must not be empty (it would write into the current folder)"
             )
-
-
-TUPLE_FIELDS = {"task_def", "train_datasets", "test_datasets"}
-
-
-def _field_type(cls: type, f: dataclasses.Field) -> Any:
-    return typing.get_type_hints(cls)[f.name]
-
-
-def _optional_inner(hint: Any) -> Any:
-    """X for ``X | None``, else None."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return [a for a in typing.get_args(hint) if a is not type(None)][0]
-    return None
-
-
-def _parse_bool(text: str) -> bool:
-    lowered = str(text).lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true/false, got {text!r}")
-
-
-def _split_list(text: str | Sequence[str]) -> tuple[str, ...]:
-    if isinstance(text, str):
-        return tuple(part.strip() for part in text.split(",") if part.strip())
-    return tuple(str(part) for part in text)
-
-
-def _converter(hint: Any):
-    """The parser of a flag's text for a field of type ``hint`` (raises ValueError)."""
-    inner = _optional_inner(hint)
-    if inner is not None:
-        base = _converter(inner)
-        return lambda text: None if str(text).lower() in ("", "none", "null") else base(text)
-    if hint is bool:
-        return _parse_bool
-    if typing.get_origin(hint) is tuple:
-        return _split_list
-    return hint  # int, float, str: int("8.9") and float("fast") raise ValueError
-
-
-def _expected(hint: Any) -> str:
-    inner = _optional_inner(hint)
-    if inner is not None:
-        return f"{_expected(inner)} or null"
-    if typing.get_origin(hint) is tuple:
-        return "a list of names or one comma-separated string"
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-    return names.get(hint, str(hint))
-
-
-def _describe(value: Any) -> str:
-    """A YAML value with its YAML type, on one line: ``the float 8.9``."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    kinds = {int: "integer", float: "float", str: "string", list: "list", dict: "mapping"}
-    kind = next((name for t, name in kinds.items() if isinstance(value, t)), type(value).__name__)
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    return f"the {kind} {shown}"
-
-
-def _from_yaml(hint: Any, value: Any) -> Any:
-    """``value`` as a field of type ``hint``, or ValueError: YAML types are never coerced
-    (``8.9`` is no integer, ``true`` no number, ``'1e-4'`` no float); only an integer
-    may stand for a float."""
-    inner = _optional_inner(hint)
-    if inner is not None:
-        return None if value is None else _from_yaml(inner, value)
-    if hint is bool and isinstance(value, bool):
-        return value
-    if hint is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if hint is str and isinstance(value, str):
-        return value
-    if typing.get_origin(hint) is tuple:
-        if isinstance(value, str):
-            return _split_list(value)
-        if isinstance(value, list) and all(isinstance(item, str) for item in value):
-            return tuple(value)
-    raise ValueError(_describe(value))
-
-
-def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
-    """One flag per field. Flags stay text here: :func:`build` converts them, so that a
-    bad value is a one-line ConfigError like a bad YAML value, not argparse's usage dump."""
-    group = parser.add_argument_group(title)
-    for f in dataclasses.fields(cls):
-        hint = _field_type(cls, f)
-        default = f.default
-        if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        choices_help = f.metadata.get("help", "")
-        group.add_argument(
-            f"--{f.name}",
-            default=argparse.SUPPRESS,  # only flags actually given override YAML/defaults
-            metavar=f.name.upper() if hint is not bool else "BOOL",
-            help=f"{choices_help} (default: {_show(default)})",
-        )
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ",".join(value) if value else "none"
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def _coerce(cls: type, key: str, value: Any, source: str, text: bool = False) -> Any:
-    """``value`` of field ``key`` as its type; ``text``: parse a flag's text, else a YAML
-    value is checked as it is. A mismatch names the source, the key, the value and the type."""
-    hint = _field_type(cls, {f.name: f for f in dataclasses.fields(cls)}[key])
-    try:
-        if text:
-            return _converter(hint)(value)
-        return _from_yaml(hint, value)
-    except ValueError as exc:
-        got = repr(value) if text else str(exc)
-        raise ConfigError(f"{source}: {key} must be {_expected(hint)}, got {got}") from None
-
-
-def build(
-    classes: Sequence[type],
-    yaml_values: Mapping[str, Any],
-    flags: Mapping[str, Any],
-    source: str = "config",
-) -> list[Any]:
-    """Instantiate each dataclass from YAML values overridden by flags.
-
-    Every value is checked before anything runs: its type (flags are text and parsed;
-    YAML values must already have the field's type) and then its range, by the
-    dataclass. An error names where the value came from: ``flags`` or ``source``.
-    """
-    valid = {f.name: cls for cls in classes for f in dataclasses.fields(cls)}
-    unknown = sorted((key for key in yaml_values if key not in valid), key=str)
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown key(s) {unknown}; valid keys are: {', '.join(sorted(valid))}"
-        )
-    out = []
-    for cls in classes:
-        kwargs = {}
-        for f in dataclasses.fields(cls):
-            # A YAML value is checked even when a flag overrides it: the file is still wrong.
-            if f.name in yaml_values:
-                kwargs[f.name] = _coerce(cls, f.name, yaml_values[f.name], source)
-            if f.name in flags:
-                value = flags[f.name]
-                kwargs[f.name] = _coerce(cls, f.name, value, "flags", isinstance(value, str))
-        try:
-            out.append(cls(**kwargs))
-        except (TypeError, ValueError) as exc:
-            # The dataclasses' messages start with the field's name: credit its source.
-            message = " ".join(str(exc).split())
-            key = message.split(" ", 1)[0]
-            raise ConfigError(f"{'flags' if key in flags else source}: {message}") from None
-    return out
 
 
 def check_paths(cfg: TrainConfig) -> None:

@@ -29,16 +29,22 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from data_utils.atomic import fsync_dir, replace_dir
+from data_utils.cli import (
+    OUTPUT_DIR_ALIASES,
+    ConfigError,
+    add_dataclass_args,
+    option,
+    parse_dataclass_args,
+)
 from data_utils.task_def import TaskDef, TaskType
 from mt_dnn.checkpoint import CONFIG, load_checkpoint, load_checkpoint_tokenizer
-from mt_dnn.config import ConfigError, add_dataclass_args, build
 from mt_dnn.model import MultiTaskModel, TaskHead
 
 if TYPE_CHECKING:
@@ -63,33 +69,30 @@ class ExportError(ValueError):
     """A user error in an export (no such head, no tokenizer, output folder taken)."""
 
 
-def _help(text: str, default: Any) -> Any:
-    return field(default=default, metadata={"help": text})
-
-
 @dataclass(frozen=True)
 class ExportConfig:
-    checkpoint: str = _help(
+    checkpoint: str = option(
         "Required. Checkpoint folder written by train.py (OUTPUT_DIR/best, or a "
         "OUTPUT_DIR/checkpoints/step-N).",
         default="",
     )
-    task: str = _help(
+    task: str = option(
         "Required. The task whose head is exported, e.g. rte: one of the checkpoint's own "
         "heads (a zero-shot or predict_with task borrows another head and cannot be exported).",
         default="",
     )
-    output_dir: str = _help(
+    output_dir: str = option(
         "Required. Folder to write the HuggingFace model into; it must not exist or be "
         "empty, unless --overwrite.",
-        default="",
+        "",
+        aliases=OUTPUT_DIR_ALIASES,
     )
-    tokenizer: str = _help(
+    tokenizer: str = option(
         "Tokenizer to ship with the model: a local folder or hub name (the --init_checkpoint "
         "the run was trained from). Default: the tokenizer saved in the checkpoint.",
         default="",
     )
-    overwrite: bool = _help(
+    overwrite: bool = option(
         "Replace output_dir when it holds an earlier export (a folder with modeling_mtdnn.py); "
         "any other non-empty folder is still refused.",
         default=False,
@@ -101,9 +104,9 @@ class ExportConfig:
                 raise ValueError(f"{key} is required (--{key})")
 
 
-def export_parser() -> argparse.ArgumentParser:
+def export_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="export.py",
+        prog=prog,
         description="Export one task of a trained checkpoint as a HuggingFace model folder "
         "that AutoModelForSequenceClassification and pipeline('text-classification') load "
         "with trust_remote_code=True, offline and without this toolkit.",
@@ -113,10 +116,8 @@ def export_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_export_args(argv: Sequence[str]) -> ExportConfig:
-    flags = vars(export_parser().parse_args(argv))
-    (cfg,) = build([ExportConfig], {}, flags, source="flags")
-    return cfg
+def parse_export_args(argv: Sequence[str] | None = None) -> ExportConfig:
+    return parse_dataclass_args(export_parser(), ExportConfig, argv)
 
 
 def main(cfg: ExportConfig) -> Path:
@@ -313,7 +314,8 @@ def _head_dropout(ckpt: Path, task: TaskDef) -> float:
     return task.dropout
 
 
-def run_export(argv: Sequence[str]) -> int:
+def run_export(argv: Sequence[str] | None = None) -> int:
+    """export.py, ``python -m mt_dnn.export`` and ``mtdnn-export`` (argv None: sys.argv)."""
     from data_utils.task_def import TaskDefError
     from mt_dnn.checkpoint import CheckpointError
 
@@ -323,3 +325,7 @@ def run_export(argv: Sequence[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_export())

@@ -299,9 +299,8 @@ def test_prepro_rejects_bad_canonical(case, tmp_path):
     # A bogus model name: validation must fail before any tokenizer is loaded.
     cfg = PreproConfig(
         model="no/such-model",
-        root_dir=str(root),
+        data_dir=str(root),
         output_dir=str(out),
-        task_defs=tuple(str(REPO_ROOT / p) for p in PreproConfig(model="").task_defs),
     )
     with pytest.raises(DataError) as info:
         prepro_main(cfg, log=lambda _: None)
@@ -358,7 +357,7 @@ def test_prepro_script_error_is_one_line_exit_2(tmp_path):
     root = tmp_path / "canonical"
     root.mkdir()
     (root / "rte_dev.tsv").write_text("uid\tlabel\tpremise\thypothesis\n0\tmaybe\ta\tb\n")
-    proc = run("prepro_std.py", "--model", "no/such-model", "--root_dir", str(root))
+    proc = run("prepro_std.py", "--model", "no/such-model", "--data_dir", str(root))
     assert proc.returncode == 2
     assert (
         proc.stderr

@@ -290,7 +290,7 @@ def test_bad_path_is_one_line_exit_2(case, tmp_path, capsys):
     else:
         encoder = trained_checkpoint(tmp_path / "ckpt")
         expected = f"init_checkpoint {encoder}: is a checkpoint trained by this toolkit"
-    argv = ["--train_datasets", "rte", "--task_def", str(REPO_ROOT / DEFAULT_TASK_DEFS[0])]
+    argv = ["--train_datasets", "rte", "--task_def", DEFAULT_TASK_DEFS[0]]
     argv += ["--data_dir", str(tmp_path / "no_data"), "--init_checkpoint", str(encoder)]
     assert run_train([*argv, "--output_dir", str(out)]) == 2
     err = capsys.readouterr().err

@@ -9,8 +9,6 @@ import pytest
 
 from data_utils.prepro import PreproConfig, main, model_tag
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TASK_DEFS = tuple(str(REPO_ROOT / p) for p in PreproConfig(model="").task_defs)
 HEADER = "uid\tlabel\tpremise\thypothesis\n"
 
 CANONICAL = {
@@ -63,9 +61,7 @@ def load(path: Path) -> list[dict]:
 
 
 def run(model: str, root: Path, **kw) -> dict[str, str]:
-    return main(
-        PreproConfig(model=model, root_dir=str(root), task_defs=TASK_DEFS, **kw), log=lambda _: None
-    )
+    return main(PreproConfig(model=model, data_dir=str(root), **kw), log=lambda _: None)
 
 
 @pytest.mark.parametrize(
@@ -85,7 +81,7 @@ def test_model_tag(model, tag):
 
 def test_no_token_type_tokenizer(tiny_tokenizer, canonical):
     status = run(tiny_tokenizer, canonical)
-    out = canonical / "tiny-wordlevel"  # default output_dir = {root_dir}/{tag}
+    out = canonical / "tiny-wordlevel"  # default output_dir = {data_dir}/{tag}
     assert sorted(status) == sorted(str(out / n.replace(".tsv", ".json")) for n in CANONICAL)
     rte = load(out / "rte_train.json")
     assert rte == [

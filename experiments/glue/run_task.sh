@@ -22,9 +22,9 @@ DATA_DIR=$DATA_ROOT/$($PYTHON -c "import sys; from data_utils.prepro import mode
 OUT=${OUT:-checkpoints/${TASKS//,/_}}
 IFS=, read -r -a TASK_LIST <<< "$TASKS"
 
-$PYTHON experiments/glue/glue_prepro.py --glue_dir "$GLUE_DIR" --out_dir "$DATA_ROOT" --tasks "${TASK_LIST[@]}"
-$PYTHON prepro_std.py --model "$MODEL" --root_dir "$DATA_ROOT" --output_dir "$DATA_DIR" \
-    --max_seq_len "$MAX_SEQ_LEN" --tasks "${TASK_LIST[@]}"
+$PYTHON experiments/glue/glue_prepro.py --data_dir "$GLUE_DIR" --output_dir "$DATA_ROOT" --tasks "$TASKS"
+$PYTHON prepro_std.py --model "$MODEL" --data_dir "$DATA_ROOT" --output_dir "$DATA_DIR" \
+    --max_seq_len "$MAX_SEQ_LEN" --tasks "$TASKS"
 $PYTHON train.py --train_datasets "$TASKS" --init_checkpoint "$MODEL" --data_dir "$DATA_DIR" \
     --max_seq_len "$MAX_SEQ_LEN" --output_dir "$OUT" "$@"
 TEST_SETS=$(printf '%s_test,' "${TASK_LIST[@]}")

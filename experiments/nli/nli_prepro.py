@@ -1,6 +1,6 @@
 """Convert the NLI sets used for training / zero-shot evaluation into canonical TSVs.
 
-    python experiments/nli/nli_prepro.py --data_dir /work/shared/data --out_dir data/canonical_data
+    python experiments/nli/nli_prepro.py --data_dir /work/shared/data --output_dir data/canonical_data
 
 Each dataset is read from its own folder (``--snli_dir``, ``--scitail_dir``,
 ``--hans_dir``, ``--xnli_dir``, ``--mnli_dir``; or ``--data_dir`` holding
@@ -15,21 +15,29 @@ snli/, scitail/, hans/, xnli/, mnli/). Accepted layouts:
   MNLI     mnli_development_set_number_of_correct_responses.txt or dev_matched.tsv
            -> mnli_dev_matched; dev_mismatched.tsv -> mnli_dev_mismatched
 
-Absent files are reported as "skipped: not found". A malformed file stops the
-run with one line ``error: <file>:<line>: <problem>`` and exit status 2.
+Absent files are reported as "skipped: not found". A malformed file or a bad flag
+stops the run with one line ``error: <file>:<line>: <problem>`` and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 # Run by path: put the repo root on sys.path for `data_utils` without an install.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
+from data_utils.cli import (  # noqa: E402
+    OUTPUT_DIR_ALIASES,
+    add_dataclass_args,
+    option,
+    parse_dataclass_args,
+)
 from data_utils.errors import run_script  # noqa: E402
+from data_utils.prepro import DEFAULT_CANONICAL_DIR  # noqa: E402
 from data_utils.sources import convert_all, nli_sources  # noqa: E402
 from data_utils.task_def import load_task_defs  # noqa: E402
 
@@ -40,57 +48,61 @@ DATASETS = {
     "xnli": "XNLI folder (XNLI-1.0/xnli.{dev,test}.tsv or per-language xnli_*_{lang}.tsv)",
     "mnli": "MNLI folder with the dev_matched file (HANS-repo copy or GLUE dev_matched.tsv)",
 }
+_NOT_GIVEN = "; not converted when neither this nor --data_dir is given."
+
+
+@dataclass(frozen=True)
+class NliPreproConfig:
+    data_dir: str = option(
+        "Parent folder; any --{name}_dir not given defaults to DATA_DIR/{name} "
+        "(snli, scitail, hans, xnli, mnli).",
+        "",
+    )
+    snli_dir: str = option(DATASETS["snli"] + _NOT_GIVEN, "")
+    scitail_dir: str = option(DATASETS["scitail"] + _NOT_GIVEN, "")
+    hans_dir: str = option(DATASETS["hans"] + _NOT_GIVEN, "")
+    xnli_dir: str = option(DATASETS["xnli"] + _NOT_GIVEN, "")
+    mnli_dir: str = option(DATASETS["mnli"] + _NOT_GIVEN, "")
+    output_dir: str = option(
+        "Folder for the canonical {task}_{split}.tsv files (created if needed).",
+        DEFAULT_CANONICAL_DIR,
+        aliases=OUTPUT_DIR_ALIASES,
+    )
+    task_def: tuple[str, ...] = option(
+        "Task-definition YAML(s) with label vocabularies and split names, comma-separated: "
+        "paths, or the built-in glue and nli (both are needed since mnli is a GLUE task).",
+        ("glue", "nli"),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
-    parser.add_argument(
-        "--data_dir",
-        type=Path,
-        help="parent folder; any --{name}_dir not given defaults to DATA_DIR/{name} "
-        "(snli, scitail, hans, xnli, mnli)",
-    )
-    for name, what in DATASETS.items():
-        parser.add_argument(
-            f"--{name}_dir",
-            type=Path,
-            help=f"{what}; not converted when neither this nor --data_dir is given",
-        )
-    parser.add_argument(
-        "--out_dir",
-        type=Path,
-        default=Path("data/canonical_data"),
-        help="folder for the canonical {task}_{split}.tsv files (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--task_def",
-        type=Path,
-        nargs="+",
-        default=[
-            REPO_ROOT / "experiments/glue/glue_task_def.yml",
-            REPO_ROOT / "experiments/nli/nli_task_def.yml",
-        ],
-        help="task-definition YAML(s) with label vocabularies and split names (default: the "
-        "GLUE and NLI files in experiments/; both are needed since mnli is a GLUE task)",
-    )
+    add_dataclass_args(parser, NliPreproConfig, "conversion")
     return parser
 
 
+def parse_args(argv=None) -> NliPreproConfig:
+    return parse_dataclass_args(build_parser(), NliPreproConfig, argv)
+
+
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    task_defs = load_task_defs(*args.task_def)
+    cfg = parse_args(argv)
+    task_defs = load_task_defs(*cfg.task_def)
     jobs = []
     for name, sources in nli_sources(task_defs).items():
-        folder = getattr(args, f"{name}_dir") or (args.data_dir / name if args.data_dir else None)
+        given = getattr(cfg, f"{name}_dir")
+        folder = Path(given) if given else (Path(cfg.data_dir) / name if cfg.data_dir else None)
         if folder is None:
             print(f"{name}: skipped: no --{name}_dir or --data_dir given")
         elif not folder.is_dir():
             print(f"{name}: skipped: not found ({folder} is not a folder)")
         else:
             jobs.append((folder, sources))
-    convert_all(jobs, args.out_dir, task_defs)
+    convert_all(jobs, Path(cfg.output_dir), task_defs)
 
 
 if __name__ == "__main__":

@@ -83,9 +83,9 @@ def main() -> int:
     canonical = args.out / "canonical"
     canonical.mkdir(parents=True, exist_ok=True)
     glue_dir = args.data_dir / "glue"
-    run([py, "experiments/glue/glue_prepro.py", "--glue_dir", str(glue_dir), "--out_dir", str(raw),
-         "--tasks", *GLUE_TASKS])  # fmt: skip
-    run([py, "experiments/nli/nli_prepro.py", "--out_dir", str(raw),
+    run([py, "experiments/glue/glue_prepro.py", "--data_dir", str(glue_dir), "--output_dir", str(raw),
+         "--tasks", ",".join(GLUE_TASKS)])  # fmt: skip
+    run([py, "experiments/nli/nli_prepro.py", "--output_dir", str(raw),
          "--snli_dir", str(args.data_dir / "snli"), "--scitail_dir", str(args.data_dir / "scitail"),
          "--xnli_dir", str(args.data_dir / "xnli"), "--mnli_dir", str(args.data_dir / "mnli")])  # fmt: skip
 
@@ -111,7 +111,7 @@ def main() -> int:
     (args.out / "split.json").write_text(json.dumps(split, indent=1) + "\n", encoding="utf-8")
     print(f"MNLI dev-matched {len(rows)} rows -> train {len(train)}, held-out {len(dev)}")
     out = args.out / model_tag(model)
-    run([py, "prepro_std.py", "--model", model, "--root_dir", str(canonical),
+    run([py, "prepro_std.py", "--model", model, "--data_dir", str(canonical),
          "--output_dir", str(out), "--max_seq_len", str(args.max_seq_len)])  # fmt: skip
     print(f"tokenized study data -> {out}")
     return 0
