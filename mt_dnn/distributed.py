@@ -26,7 +26,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -115,15 +114,20 @@ def no_sync(model: nn.Module) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def all_reduce_sum(array: np.ndarray, device: torch.device | None = None) -> np.ndarray:
-    """Element-wise sum of ``array`` over ranks (float64; itself for one process)."""
+def all_reduce_sum(values: Any) -> Any:
+    """Element-wise sum over ranks of a tensor (returned on its device) or a numpy array.
+
+    The input itself for one process.
+    """
     if not active():
-        return array
-    device = device or torch.device("cpu")
-    if dist.get_backend() == "nccl" and device.type != "cuda":
-        device = torch.device("cuda", torch.cuda.current_device())
-    tensor = torch.as_tensor(np.asarray(array, dtype=np.float64), device=device)
+        return values
+    is_tensor = isinstance(values, torch.Tensor)
+    tensor = torch.as_tensor(values).clone()
+    if dist.get_backend() == "nccl" and tensor.device.type != "cuda":
+        tensor = tensor.to(torch.device("cuda", torch.cuda.current_device()))
     dist.all_reduce(tensor)
+    if is_tensor:
+        return tensor.to(values.device)
     return tensor.cpu().numpy()
 
 

@@ -437,7 +437,7 @@ def test_tat_oracle_reads_file_and_never_updates(tmp_path):
         TargetedRegularizer(AdvConfig(adv="tat", tat_oracle=str(path)), TASKS)
 
     reg = TargetedRegularizer(AdvConfig(adv="tat", tat_oracle=str(path)), {"tiny_cls": CLS_TASK})
-    e = reg.expected[CLS_TASK.name].copy()
+    e = np.array(reg.expected[CLS_TASK.name])
     assert np.allclose(e, [[0.8, 0.2, 0], [0.1, 0.1, 0.8], [1 / 3, 1 / 3, 1 / 3]])
     for seed in range(3):
         run_step(reg, CLS_TASK, seed=seed)

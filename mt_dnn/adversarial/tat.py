@@ -86,15 +86,14 @@ from mt_dnn.adversarial.config import AdvConfig
 from mt_dnn.losses import task_loss
 
 
-def target_weights(expected: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
+def target_weights(expected: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
     """Row y: the probability of sampling each target y' for gold y (0 on the diagonal)."""
     n = expected.shape[0]
-    off = ~np.eye(n, dtype=bool)
-    weights = np.where(off, np.asarray(expected, dtype=np.float64) + smoothing, 0.0)
-    weights = np.clip(weights, 0.0, None)
-    sums = weights.sum(axis=1, keepdims=True)
-    uniform = off / (n - 1)
-    return np.where(sums > 0, weights / np.where(sums > 0, sums, 1.0), uniform)
+    off = ~torch.eye(n, dtype=torch.bool, device=expected.device)
+    weights = torch.where(off, expected.double() + smoothing, 0.0).clamp(min=0.0)
+    sums = weights.sum(dim=1, keepdim=True)
+    uniform = off.double() / (n - 1)
+    return torch.where(sums > 0, weights / torch.where(sums > 0, sums, 1.0), uniform)
 
 
 def normalise_rows(matrix: np.ndarray) -> np.ndarray:
@@ -105,16 +104,28 @@ def normalise_rows(matrix: np.ndarray) -> np.ndarray:
     return np.where(sums > 0, matrix / np.where(sums > 0, sums, 1.0), uniform)
 
 
+def bin_ids(values: torch.Tensor, label_range: tuple[float, float], n_bins: int) -> torch.Tensor:
+    """:func:`mt_dnn.confusion.bin_index` on the device: the bin of each value, clipped."""
+    low, high = label_range
+    bins = torch.floor((values.double() - low) / (high - low) * n_bins)
+    return torch.nan_to_num(bins, nan=0.0).clamp(0, n_bins - 1).long()
+
+
 class TargetedRegularizer(Regularizer):
+    """Its tables (e, the epoch's tally, examples seen per gold row) are float64 tensors
+    kept on the device of the steps: sampling and tallying never wait for the device;
+    they are read at the epoch's end (and when saved)."""
+
     name = "tat"
 
     def __init__(self, cfg: AdvConfig, task_defs: Mapping[str, TaskDef]):
         super().__init__(cfg, task_defs)
         self.names = {name: confusion.label_names(t, cfg.tat_bins) for name, t in task_defs.items()}
         size = {name: len(names) for name, names in self.names.items()}
-        self.expected = {name: np.full((n, n), 1.0 / n) for name, n in size.items()}
-        self.tally = {name: np.zeros((n, n)) for name, n in size.items()}
-        self.seen = {name: np.zeros(n) for name, n in size.items()}
+        f64 = torch.float64
+        self.expected = {name: torch.full((n, n), 1.0 / n, dtype=f64) for name, n in size.items()}
+        self.tally = {name: torch.zeros((n, n), dtype=f64) for name, n in size.items()}
+        self.seen = {name: torch.zeros(n, dtype=f64) for name, n in size.items()}
         self.oracle = cfg.tat_oracle is not None
         if cfg.tat_oracle is not None:
             self._load_oracle(Path(cfg.tat_oracle))
@@ -134,22 +145,27 @@ class TargetedRegularizer(Regularizer):
                 raise ValueError(
                     f"{path}: task '{name}' has labels {names}, expected {self.names[name]}"
                 )
-            self.expected[name] = normalise_rows(matrix)
+            self.expected[name] = torch.as_tensor(normalise_rows(matrix))
+
+    def _tables(self, name: str, device: torch.device):
+        """(e, tally, seen) of a task, moved to ``device`` once (and kept there)."""
+        for table in (self.expected, self.tally, self.seen):
+            table[name] = torch.as_tensor(table[name], dtype=torch.float64, device=device)
+        return self.expected[name], self.tally[name], self.seen[name]
 
     # -- targets ------------------------------------------------------------------------
 
     def gold_ids(self, task: TaskDef, labels: torch.Tensor) -> torch.Tensor:
         if task.task_type is TaskType.REGRESSION:
-            bins = confusion.bin_index(labels, confusion.label_range_of(task), self.cfg.tat_bins)
-            return torch.as_tensor(bins, device=labels.device)
+            return bin_ids(labels, confusion.label_range_of(task), self.cfg.tat_bins)
         return labels.long()
 
     def sample_targets(
         self, task: TaskDef, labels: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
         """A target per example: a class id, or for regression a value inside a target bin."""
-        table = target_weights(self.expected[task.name], self.cfg.tat_smoothing)
-        weights = torch.as_tensor(table, dtype=torch.float32, device=labels.device)
+        expected, _, _ = self._tables(task.name, labels.device)
+        weights = target_weights(expected, self.cfg.tat_smoothing).float()
         targets = torch.multinomial(
             weights[self.gold_ids(task, labels)], 1, generator=generator
         ).squeeze(1)
@@ -164,16 +180,20 @@ class TargetedRegularizer(Regularizer):
 
     def batch_tally(self, task: TaskDef, logits: torch.Tensor, labels: torch.Tensor):
         """(tally [n, n], examples per gold row [n]) of one batch's clean predictions."""
-        gold = self.gold_ids(task, labels).cpu().numpy()
+        gold = self.gold_ids(task, labels)
         n = len(self.names[task.name])
+        logits = logits.detach()
         if task.task_type is TaskType.REGRESSION or self.cfg.tat_error == "counts":
-            tally = confusion.confusion_matrix(task, logits, labels, self.cfg.tat_bins)
-            tally = tally.astype(np.float64)
+            if task.task_type is TaskType.REGRESSION:
+                pred = bin_ids(logits.reshape(-1), confusion.label_range_of(task), n)
+            else:
+                pred = logits.argmax(dim=-1)
+            tally = torch.bincount(gold * n + pred, minlength=n * n).view(n, n).double()
         else:
-            probs = F.softmax(logits.detach().float(), dim=-1).cpu().numpy().astype(np.float64)
-            tally = np.zeros((n, n))
-            np.add.at(tally, gold, probs)
-        return tally, np.bincount(gold, minlength=n).astype(np.float64)
+            probs = F.softmax(logits.float(), dim=-1).double()
+            tally = torch.zeros((n, n), dtype=torch.float64, device=logits.device)
+            tally.index_add_(0, gold, probs)
+        return tally, torch.bincount(gold, minlength=n).double()
 
     @property
     def moves_every_step(self) -> bool:
@@ -181,18 +201,19 @@ class TargetedRegularizer(Regularizer):
         return self.cfg.tat_update == "step" and not self.oracle
 
     def record(self, task: TaskDef, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        expected, tally_all, seen_all = self._tables(task.name, logits.device)
         tally, seen = self.batch_tally(task, logits, labels)
         if self.moves_every_step:
             # e moves every step: by the whole global batch's tally, the same on every rank.
-            both = distributed.all_reduce_sum(np.concatenate([tally, seen[:, None]], axis=1))
+            both = distributed.all_reduce_sum(torch.cat([tally, seen[:, None]], dim=1))
             tally, seen = both[:, :-1], both[:, -1]
-        self.tally[task.name] += tally
-        self.seen[task.name] += seen
+        tally_all += tally
+        seen_all += seen
         if self.moves_every_step:
-            rows = seen > 0
-            estimate = tally[rows] / seen[rows, None]
+            estimate = tally / seen.clamp(min=1.0)[:, None]
             m = self.cfg.tat_momentum
-            self.expected[task.name][rows] = m * self.expected[task.name][rows] + (1 - m) * estimate
+            rows = (seen > 0)[:, None]  # unseen rows keep their value (no wait for the device)
+            expected.copy_(torch.where(rows, m * expected + (1 - m) * estimate, expected))
 
     # -- the step -----------------------------------------------------------------------
 
@@ -228,19 +249,19 @@ class TargetedRegularizer(Regularizer):
     def end_epoch(self, epoch: int, out_dir: Path | None, writer) -> dict:
         """Apply the epoch's tallies to e (tat_update=epoch) and log the confusion matrices."""
         logged, summary = {}, {}
-        if not self.moves_every_step:  # data parallel: each rank tallied its own slices
-            for name in self.tally:
-                self.tally[name] = distributed.all_reduce_sum(self.tally[name])
-                self.seen[name] = distributed.all_reduce_sum(self.seen[name])
-        for name, tally in self.tally.items():
-            seen = self.seen[name]
-            if seen.sum() == 0:
+        for name in self.tally:
+            expected, tally, seen = self._tables(name, torch.as_tensor(self.tally[name]).device)
+            if not self.moves_every_step:  # data parallel: each rank tallied its own slices
+                tally.copy_(distributed.all_reduce_sum(tally))
+                seen.copy_(distributed.all_reduce_sum(seen))
+            matrix, counts = tally.cpu().numpy().copy(), seen.cpu().numpy()  # the epoch's read
+            if counts.sum() == 0:
                 continue
             if not self.moves_every_step and not self.oracle:
-                rows = seen > 0
-                self.expected[name][rows] = tally[rows] / seen[rows, None]
-            summary[f"tat/{name}/train_error_rate"] = float(1.0 - np.trace(tally) / seen.sum())
-            logged[name] = (self.names[name], tally.copy())
+                rows = (seen > 0)[:, None]  # a row with no example this epoch keeps its value
+                expected.copy_(torch.where(rows, tally / seen.clamp(min=1.0)[:, None], expected))
+            summary[f"tat/{name}/train_error_rate"] = float(1.0 - np.trace(matrix) / counts.sum())
+            logged[name] = (self.names[name], matrix)
         if logged and out_dir is not None:
             out_dir = Path(out_dir)
             confusion.save_confusion(out_dir / f"tat_confusion_epoch{epoch}.json", logged)
@@ -257,8 +278,8 @@ class TargetedRegularizer(Regularizer):
             if writer is not None:
                 writer.add_figure(f"tat_confusion/{name}", fig, global_step=epoch, close=False)
         for name in self.tally:
-            self.tally[name][:] = 0.0
-            self.seen[name][:] = 0.0
+            self.tally[name].zero_()
+            self.seen[name].zero_()
         return summary
 
     def state_dict(self) -> dict:
@@ -279,7 +300,9 @@ class TargetedRegularizer(Regularizer):
             if name not in self.expected:
                 continue  # a task no longer trained
             for key in ("expected", "tally", "seen"):
-                value = np.asarray(entry[key], dtype=np.float64)
-                if value.shape != getattr(self, key)[name].shape:
-                    raise ValueError(f"TAT state for task '{name}': {key} has shape {value.shape}")
-                getattr(self, key)[name] = value
+                value = torch.as_tensor(np.asarray(entry[key], dtype=np.float64))
+                if tuple(value.shape) != tuple(getattr(self, key)[name].shape):
+                    raise ValueError(
+                        f"TAT state for task '{name}': {key} has shape {list(value.shape)}"
+                    )
+                getattr(self, key)[name] = value  # moved to the steps' device on first use
