@@ -66,10 +66,12 @@ def build_optimizer(model: MultiTaskModel, cfg) -> torch.optim.Optimizer:
         model, cfg.learning_rate, cfg.head_learning_rate, cfg.layer_decay, cfg.weight_decay
     )
     optimizer: torch.optim.Optimizer
-    if cfg.optimizer == "adamax":
-        optimizer = torch.optim.Adamax(groups, lr=cfg.learning_rate, eps=cfg.adam_eps)
+    if cfg.optimizer == "adamax":  # no fused kernel: one multi-tensor pass per group
+        optimizer = torch.optim.Adamax(groups, lr=cfg.learning_rate, eps=cfg.adam_eps, foreach=True)
     else:
-        optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, eps=cfg.adam_eps)
+        # The fused kernel (CPU and CUDA): on MiniLM's 22.7M parameters the per-tensor
+        # loop took 4-6x its time on these CPUs, as long as a forward and backward.
+        optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
     if not cfg.lookahead:
         return optimizer
     # Imported only here: pytorch-optimizer takes about a second to import.
