@@ -1,6 +1,6 @@
 """The official release files of every dataset the project reads, with pinned sizes and checksums.
 
-One :class:`Dataset` per ``download_data.py --tasks`` name. Each lists the
+One :class:`Dataset` per ``mtdnn-download --tasks`` name. Each lists the
 files to fetch (:class:`Remote`: URL, checksum, size, where those values come
 from, how to unpack) and the files it must leave behind (``provides``, paths
 under the output folder), which are exactly the paths the readers in

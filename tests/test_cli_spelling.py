@@ -23,19 +23,19 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Spellings that must never be a visible flag again: each is an alias of the canonical one
 # (predict.py's --task, mt-dnn's, is an alias of --datasets; export.py's --task is its own).
 OLD_SPELLINGS = {"--out_dir": "output_dir", "--out": "output_dir", "--root_dir": "data_dir"}
-OLD_SPELLINGS |= {"--glue_dir": "data_dir"}
+OLD_SPELLINGS |= {"--glue_dir": "data_dir", "--hf_dir": "data_dir"}
 # Concept -> the scripts that have it: each must spell it --{concept}, with one syntax.
 SHARED = {
-    "output_dir": ["train", "predict", "export", "prepro", "glue", "nli"],
-    "task_def": ["train", "predict", "prepro", "glue", "nli"],
-    "data_dir": ["train", "predict", "prepro", "glue", "nli"],
-    "progress": ["train", "predict", "prepro"],
+    "output_dir": ["train", "predict", "export", "prepro", "glue", "nli", "hf", "download"],
+    "task_def": ["train", "predict", "prepro", "glue", "nli", "hf"],
+    "data_dir": ["train", "predict", "prepro", "glue", "nli", "hf"],
+    "progress": ["train", "predict", "prepro", "download"],
     "device": ["train", "predict"],
     "amp": ["train", "predict"],
     "max_seq_len": ["train", "predict", "prepro"],
     "batch_size_eval": ["train", "predict"],
     "overwrite": ["prepro", "export"],
-    "tasks": ["prepro", "glue"],
+    "tasks": ["prepro", "glue", "hf", "download"],
 }
 # The least each script needs to parse; the list values are valid for every script.
 REQUIRED = {
@@ -45,6 +45,8 @@ REQUIRED = {
     "prepro": ["--model", "bert-base-uncased"],
     "glue": ["--data_dir", "glue"],
     "nli": [],
+    "hf": ["--data_dir", "hf"],
+    "download": [],
 }
 LIST_VALUES = ("rte", "mrpc")
 
@@ -63,6 +65,8 @@ def _script(relative: str) -> Any:
 @functools.cache
 def scripts() -> dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[list], Any]]]:
     """name -> (parser factory, argv -> the script's config)."""
+    from data_utils.download import download_parser, parse_download_args
+    from data_utils.parquet_source import hf_prepro_parser, parse_hf_prepro_args
     from data_utils.prepro import parse_prepro_args, prepro_parser
     from mt_dnn.cli import parse_train_args, train_parser
     from mt_dnn.export import export_parser, parse_export_args
@@ -77,6 +81,8 @@ def scripts() -> dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable
         "prepro": (prepro_parser, parse_prepro_args),
         "glue": (glue.build_parser, glue.parse_args),
         "nli": (nli.build_parser, nli.parse_args),
+        "hf": (hf_prepro_parser, parse_hf_prepro_args),
+        "download": (download_parser, parse_download_args),
     }
 
 
@@ -213,6 +219,18 @@ SPELLINGS = [
         ["--data_dir", "d", "--output_dir", "o", "--task_def", "glue,nli"],
     ),
     ("export", ["--out", "o", "--overwrite"], ["--output_dir", "o", "--overwrite", "yes"]),
+    (
+        "hf",
+        ["--hf_dir", "h", "--out_dir", "o", "--tasks", "rte", "mnli", "--task_def", "glue", "nli"],
+        ["--data_dir", "h", "--output_dir", "o", "--tasks", "rte,mnli", "--task_def", "glue,nli"],
+    ),
+    (
+        # experiments/download_data.py's own argparse: --tasks one string, --progress 0/1,
+        # --list a bare switch.
+        "download",
+        ["--tasks", "rte,mrpc", "--progress", "0", "--allow_unverified", "--list"],
+        ["--tasks", "rte", "mrpc", "--progress", "false", "--allow_unverified", "true", "--list", "true"],
+    ),
 ]  # fmt: skip
 
 
@@ -226,6 +244,7 @@ def test_defaults_are_the_builtin_task_definitions():
 
     assert parse("train", [])[0].task_def == DEFAULT_TASK_DEFS == ("glue", "nli")
     assert parse("predict", []).task_def == parse("prepro", []).task_def == DEFAULT_TASK_DEFS
+    assert parse("hf", []).task_def == DEFAULT_TASK_DEFS
     assert {"rte", "mnli", "snli", "xnli"} <= set(load_task_defs(*DEFAULT_TASK_DEFS))
 
 
@@ -236,6 +255,11 @@ def test_defaults_are_the_builtin_task_definitions():
         ("predict", ["--progress", "maybe"], "progress must be true or false, got 'maybe'"),
         ("prepro", ["--max_seq_len", "1"], "max_seq_len must be at least 2, got 1"),
         ("glue", ["--tasks", "rte,nope"], "tasks: unknown task(s) ['nope']"),
+        ("hf", ["--tasks", "rte,nope"], "tasks: unknown task(s) ['nope']"),
+        ("download", ["--tasks", "rte,nope"], "tasks: unknown name(s) ['nope']"),
+        ("download", ["--retries", "-1"], "retries must be >= 0, got -1"),
+        ("download", ["--timeout", "0"], "timeout must be > 0 seconds, got 0.0"),
+        ("download", ["--list", "maybe"], "list must be true or false, got 'maybe'"),
     ],
 )
 def test_bad_values_are_one_line_config_errors(name, argv, message):
@@ -246,7 +270,7 @@ def test_bad_values_are_one_line_config_errors(name, argv, message):
     assert str(info.value) == f"flags: {message}" or str(info.value).startswith(f"flags: {message}")
 
 
-@pytest.mark.parametrize("name", ["predict", "prepro", "glue"])
+@pytest.mark.parametrize("name", ["predict", "prepro", "glue", "hf"])
 def test_a_missing_required_flag_is_named(name):
     from data_utils.cli import ConfigError
 

@@ -8,8 +8,9 @@ the test run are made importable by a ``.pth`` file listing this interpreter's
 site-packages (after the new environment's own, so the installed project wins),
 and pip runs with ``--no-index --no-deps --no-build-isolation`` (setuptools comes
 from those same site-packages). From a folder outside the checkout the console
-scripts and ``python -m`` entries then preprocess a canonical TSV with the default
-(built-in) task definitions, train a tiny BERT for one epoch and predict with it.
+scripts and ``python -m`` entries then list the downloader's pinned files (no
+network), preprocess a canonical TSV with the default (built-in) task definitions,
+train a tiny BERT for one epoch and predict with it.
 """
 
 from __future__ import annotations
@@ -141,11 +142,19 @@ def test_installed_commands_work_from_any_folder(tmp_path):
 
     for entry in (
         [str(bin_dir / "mtdnn-export"), "--help"],
+        [str(bin_dir / "mtdnn-hf-prepro"), "--help"],
         [str(python), "-m", "data_utils.prepro", "--help"],
+        [str(python), "-m", "data_utils.download", "--help"],
         [str(python), "-m", "mt_dnn.train", "--help"],
         [str(python), "-m", "mt_dnn.export", "--help"],
     ):
         assert "--output_dir" in run(*entry).stdout
+
+    # The downloader's table comes from the installed catalogue: no network, no checkout.
+    listed = run(str(bin_dir / "mtdnn-download"), "--list", "--tasks", "rte,mrpc").stdout
+    assert "RTE.zip" in listed and "msr_paraphrase_train.txt" in listed
+    assert "MNLI.zip" not in listed and "total: " in listed
+    assert not (work / "data").exists()  # --list fetches and writes nothing
 
     data = work / "data"
     run(str(bin_dir / "mtdnn-prepro"), "--model", str(model_dir), "--data_dir", str(canonical),

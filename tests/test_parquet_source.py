@@ -10,6 +10,7 @@ table in data_utils/parquet_source.py.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -310,11 +311,16 @@ def test_text_labels_where_ids_are_expected(data_task_defs, tmp_path):
         convert_hub(tmp_path / "hf", tmp_path / "out", data_task_defs, log=lambda _: None)
 
 
-def test_script_converts_and_reports_errors_in_one_line(data_task_defs, tmp_path):
+@pytest.mark.parametrize(
+    "entry", ["experiments/hf_datasets_prepro.py", "data_utils.parquet_source"]
+)
+def test_script_converts_and_reports_errors_in_one_line(entry, data_task_defs, tmp_path):
     rte_parquet(tmp_path / "hf/glue/rte/train-00000-of-00001.parquet")
-    script = [sys.executable, str(REPO_ROOT / "experiments/hf_datasets_prepro.py")]
-    args = ["--hf_dir", str(tmp_path / "hf"), "--output_dir", str(tmp_path / "out")]
-    proc = subprocess.run([*script, *args, "--tasks", "rte,snli"], capture_output=True, text=True)
+    module = not entry.endswith(".py")
+    script = [sys.executable, "-m", entry] if module else [sys.executable, str(REPO_ROOT / entry)]
+    args = ["--data_dir", str(tmp_path / "hf"), "--output_dir", str(tmp_path / "out")]
+    run = functools.partial(subprocess.run, capture_output=True, text=True, cwd=REPO_ROOT)
+    proc = run([*script, *args, "--tasks", "rte,snli"])
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out/rte_train.tsv").read_text(encoding="utf-8").splitlines() == [
         "uid\tlabel\tpremise\thypothesis",
@@ -324,12 +330,16 @@ def test_script_converts_and_reports_errors_in_one_line(data_task_defs, tmp_path
     ]
     assert "snli: skipped: not found" in proc.stdout
     rte_parquet(tmp_path / "hf/glue/rte/train-00000-of-00001.parquet", label=[0, 5, 1])
-    bad = subprocess.run([*script, *args], capture_output=True, text=True)
+    bad = run([*script, *args])
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1
     assert (
         bad.stderr.startswith("error: ")
         and "train-00000-of-00001.parquet: row 2: label id 5" in bad.stderr
     )
-    unknown = subprocess.run([*script, *args, "--tasks", "rtee"], capture_output=True, text=True)
-    assert unknown.returncode == 2 and "unknown task(s) ['rtee']" in unknown.stderr
+    unknown = run([*script, *args, "--tasks", "rtee"])
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("error: flags: tasks: unknown task(s) ['rtee']")
+    missing = run([*script, "--data_dir", str(tmp_path / "nowhere")])
+    assert missing.returncode == 2
+    assert missing.stderr == f"error: --data_dir {tmp_path / 'nowhere'}: is not a folder\n"
