@@ -75,7 +75,6 @@ class Dataset:
     provides: tuple[str, ...]
     finish: str | None = None
     note: str = ""
-    readers: bool = True  # False: kept for users; no reader of this project reads it
     tags: tuple[str, ...] = field(default_factory=tuple)  # groups usable in --tasks
 
 
@@ -282,9 +281,9 @@ CATALOG: tuple[Dataset, ...] = (
             f"multinli/multinli_1.0/multinli_1.0_{split}.jsonl"
             for split in ("train", "dev_matched", "dev_mismatched")
         ),
-        note="not read by nli_prepro.py: the pipeline takes MNLI from GLUE's MNLI.zip "
-        "(`--tasks mnli`, same pairs as TSV)",
-        readers=False,
+        note="read by nli_prepro.py as the mnli task's train/dev_matched/dev_mismatched "
+        "(uid: pairID); GLUE's MNLI.zip (`--tasks mnli`) has the same pairs plus the "
+        "unlabelled test sets",
         tags=("nli",),
     ),
     Dataset(

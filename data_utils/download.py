@@ -553,8 +553,7 @@ def format_table(catalog: Sequence[Dataset] = CATALOG) -> str:
                 if remote.checksum
                 else f"{remote.checksum_kind}: UNKNOWN (needs --allow_unverified)"
             )
-            where = dataset.root + ("" if dataset.readers else " (not read by the readers)")
-            rows.append((dataset.name, remote.file_name, _human(remote.size), check, where))
+            rows.append((dataset.name, remote.file_name, _human(remote.size), check, dataset.root))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()

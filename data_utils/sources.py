@@ -5,9 +5,13 @@ A :class:`Source` is one canonical task/split and the raw files it may come from
 place that knows file names; the conversion code is generic.
 
 Documented choices for quirks of the real files (skipped rows are counted and
-printed): MNLI and SNLI rows whose gold label is missing or ``-`` (annotators
-did not agree) are skipped; QQP rows with too few fields (a question broken by
-a stray newline in the release) are skipped.
+printed): MNLI, MultiNLI and SNLI rows whose gold label is missing or ``-``
+(annotators did not agree) are skipped; QQP rows with too few fields (a question
+broken by a stray newline in the release) are skipped.
+
+The mnli task has two sources with the same pairs: GLUE's ``MNLI.zip`` (uid: its
+``index`` column) and the MultiNLI 1.0 release's JSON lines (uid: ``pairID``, as
+for SNLI; train and dev only, its test labels were never released).
 """
 
 from __future__ import annotations
@@ -112,6 +116,7 @@ SNLI_JSONL = Layout(
     skip_labels=_NO_GOLD,
 )
 SNLI_TXT = SNLI_JSONL  # same column names, as a header row
+MULTINLI_JSONL = SNLI_JSONL  # MultiNLI 1.0 keeps SNLI's keys (plus genre, promptID)
 SNLI_LINES = Layout(premise=0, hypothesis=1, label=2, skip_labels=_NO_GOLD)
 SCITAIL = Layout(premise=0, hypothesis=1, label=2, n_fields=3)
 HANS = Layout(uid="pairID", premise="sentence1", hypothesis="sentence2", label="gold_label")
@@ -151,6 +156,18 @@ def _snli(split: str) -> Source:
             *_one(f"{stem}.txt", "tsv", SNLI_TXT),
             *_one(f"snli_1.0/{stem}.txt", "tsv", SNLI_TXT),
             Candidate((f"s1.{split}", f"s2.{split}", f"labels.{split}"), "lines", SNLI_LINES),
+        ),
+    )
+
+
+def _multinli(split: str) -> Source:
+    """The mnli task from the MultiNLI 1.0 release (multinli_1.0.zip), as it unpacks."""
+    stem = f"multinli_1.0_{split}.jsonl"
+    return Source(
+        "mnli",
+        split,
+        tuple(
+            Candidate((path,), "jsonl", MULTINLI_JSONL) for path in (f"multinli_1.0/{stem}", stem)
         ),
     )
 
@@ -216,6 +233,8 @@ def nli_sources(task_defs: Mapping[str, TaskDef]) -> dict[str, tuple[Source, ...
             ),
             Source("mnli", "dev_mismatched", _one("dev_mismatched.tsv", "tsv", MNLI)),
         ),
+        # After "mnli": a split that folder gave is not read again from the release.
+        "multinli": tuple(_multinli(split) for split in ("train", "dev_matched", "dev_mismatched")),
     }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from data_utils.canonical import HEADER, read_canonical
+from data_utils.errors import DataError
 from data_utils.readers import READERS, Layout, iter_lines
 from data_utils.sources import GLUE_SOURCES, convert_all, nli_sources
 
@@ -56,6 +57,101 @@ def test_mnli_glue_layout_uses_columns_by_name_and_skips_no_gold(glue_out):
     for split in ("test_matched", "test_mismatched"):
         rows = read_tsv(out / f"mnli_{split}.tsv")
         assert [(r["uid"], r["label"]) for r in rows] == [("0", ""), ("1", ""), ("2", "")]
+
+
+def multinli_release(folder: Path, splits: dict[str, list[tuple]]) -> None:
+    """MultiNLI 1.0 as multinli_1.0.zip unpacks: one JSON object per line, every key of
+    the release; rows are (pairID, gold_label, sentence1, sentence2)."""
+    (folder / "multinli_1.0").mkdir(parents=True)
+    for split, rows in splits.items():
+        lines = []
+        for pair_id, gold, premise, hypothesis in rows:
+            votes = ["neutral", "contradiction"] if gold == "-" else [gold]
+            lines.append(json.dumps({
+                "annotator_labels": votes, "genre": "fiction", "gold_label": gold,
+                "pairID": pair_id, "promptID": pair_id[:-1],
+                "sentence1": premise, "sentence1_binary_parse": f"( {premise} )",
+                "sentence1_parse": f"(ROOT {premise})", "sentence2": hypothesis,
+                "sentence2_binary_parse": f"( {hypothesis} )",
+                "sentence2_parse": f"(ROOT {hypothesis})",
+            }))  # fmt: skip
+        path = folder / "multinli_1.0" / f"multinli_1.0_{split}.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+MULTINLI = {
+    "train": [
+        ("31193n", "neutral", "Conceptually cream skimming has two dimensions.", "Product and geography are what make it work."),
+        ("101457e", "entailment", "you know during the season", "You lose the things."),
+        ("134793e", "entailment", "One of our number will carry out\tyour instructions.", "A member will do it."),
+    ],
+    "dev_matched": [
+        ("63735n", "neutral", "The new rights are nice enough", "Everyone really likes them."),
+        ("91383c", "contradiction", "This site includes a list", "The Government does not list them."),
+        ("755e", "-", "uh i don't know", "I know."),
+        ("78013c", "contradiction", "yeah i know and i did that", "I did not do that."),
+    ],
+    "dev_mismatched": [
+        ("75290c", "contradiction", "Your contribution helped make it possible.", "It was not possible."),
+        ("133794c", "-", "The answer has nothing to do with it.", "It is all about it."),
+    ],
+}  # fmt: skip
+
+
+def test_multinli_release_converts_to_the_mnli_task(data_task_defs, tmp_path):
+    """nli_prepro.py --data_dir reads OUT/multinli as mtdnn-download leaves it: the mnli
+    task's train/dev splits, uid pairID, '-' gold labels skipped and counted."""
+    multinli_release(tmp_path / "raw" / "multinli", MULTINLI)
+    out = tmp_path / "canonical"
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "experiments/nli/nli_prepro.py"),
+         "--data_dir", str(tmp_path / "raw"), "--output_dir", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "mnli_dev_matched.tsv",
+        "mnli_dev_mismatched.tsv",
+        "mnli_train.tsv",
+    ]
+    for split, rows in MULTINLI.items():
+        kept = [(u, label, p.replace("\t", " "), h) for u, label, p, h in rows if label != "-"]
+        got = read_tsv(out / f"mnli_{split}.tsv")
+        assert [tuple(r.values()) for r in got] == kept, split
+        assert read_canonical(out / f"mnli_{split}.tsv", data_task_defs["mnli"], split)
+    assert "mnli dev_matched: skipped 1 rows: label '-' (no gold label)" in proc.stdout
+    assert "mnli dev_mismatched: skipped 1 rows: label '-' (no gold label)" in proc.stdout
+    assert "mnli train: skipped" not in proc.stdout
+
+
+def test_mnli_folder_wins_over_the_multinli_release(data_fixtures_dir, data_task_defs, tmp_path):
+    """A split the MNLI folder gives (GLUE's or the HANS authors' dev_matched) is kept; the
+    release fills in the others."""
+    multinli_release(tmp_path / "multinli", MULTINLI)
+    mnli = tmp_path / "mnli"
+    mnli.mkdir()
+    (mnli / "dev_matched.tsv").write_bytes(
+        (data_fixtures_dir / "glue/MNLI/dev_matched.tsv").read_bytes()
+    )
+    sources = nli_sources(data_task_defs)
+    jobs = [(tmp_path / "mnli", sources["mnli"]), (tmp_path / "multinli", sources["multinli"])]
+    logs: list[str] = []
+    done = convert_all(jobs, tmp_path / "out", data_task_defs, log=logs.append)
+    assert sorted(done) == [("mnli", "dev_matched"), ("mnli", "dev_mismatched"), ("mnli", "train")]
+    assert [r["uid"] for r in read_tsv(tmp_path / "out/mnli_dev_matched.tsv")] == ["0", "1", "3"]
+    assert [r["uid"] for r in read_tsv(tmp_path / "out/mnli_train.tsv")][0] == "31193n"
+    assert [r["uid"] for r in read_tsv(tmp_path / "out/mnli_dev_mismatched.tsv")] == ["75290c"]
+
+
+def test_multinli_release_bad_label_names_the_file_and_line(data_task_defs, tmp_path):
+    rows = {"train": [("1e", "entailment", "a", "b"), ("2x", "maybe", "c", "d")]}
+    multinli_release(tmp_path, rows)
+    sources = nli_sources(data_task_defs)["multinli"]
+    with pytest.raises(DataError) as info:
+        convert_all([(tmp_path, sources)], tmp_path / "out", data_task_defs, log=lambda _: None)
+    assert str(info.value).startswith(f"{tmp_path}/multinli_1.0/multinli_1.0_train.jsonl:2: ")
+    assert "'maybe'" in str(info.value)
+    assert not (tmp_path / "out/mnli_train.tsv").exists()
 
 
 def test_qqp_short_rows_are_skipped_and_counted(glue_out):

@@ -3,8 +3,9 @@
     python experiments/nli/nli_prepro.py --data_dir /work/shared/data --output_dir data/canonical_data
 
 Each dataset is read from its own folder (``--snli_dir``, ``--scitail_dir``,
-``--hans_dir``, ``--xnli_dir``, ``--mnli_dir``; or ``--data_dir`` holding
-snli/, scitail/, hans/, xnli/, mnli/). Accepted layouts:
+``--hans_dir``, ``--xnli_dir``, ``--mnli_dir``, ``--multinli_dir``; or ``--data_dir``
+holding snli/, scitail/, hans/, xnli/, mnli/, multinli/, as mtdnn-download leaves
+them). Accepted layouts:
 
   SNLI     snli_1.0_{train,dev,test}.jsonl or .txt (official), or s1/s2/labels.{split}
            (InferSent / e-SNLI); rows with gold label '-' are skipped and counted
@@ -14,6 +15,11 @@ snli/, scitail/, hans/, xnli/, mnli/). Accepted layouts:
            or per-language xnli_validation_{lang}.tsv / xnli_test_{lang}.tsv (HF export)
   MNLI     mnli_development_set_number_of_correct_responses.txt or dev_matched.tsv
            -> mnli_dev_matched; dev_mismatched.tsv -> mnli_dev_mismatched
+  MultiNLI [multinli_1.0/]multinli_1.0_{train,dev_matched,dev_mismatched}.jsonl (the
+           official release) -> mnli_train, mnli_dev_matched, mnli_dev_mismatched, uid
+           pairID; rows with gold label '-' are skipped and counted. A split the MNLI
+           folder gave is not read again. GLUE's MNLI.zip (glue_prepro.py) holds the
+           same pairs with other uids: convert one of the two, or the later run wins.
 
 Absent files are reported as "skipped: not found". A malformed file or a bad flag
 stops the run with one line ``error: <file>:<line>: <problem>`` and exit status 2.
@@ -47,6 +53,7 @@ DATASETS = {
     "hans": "HANS folder with heuristics_{train,evaluation}_set.txt",
     "xnli": "XNLI folder (XNLI-1.0/xnli.{dev,test}.tsv or per-language xnli_*_{lang}.tsv)",
     "mnli": "MNLI folder with the dev_matched file (HANS-repo copy or GLUE dev_matched.tsv)",
+    "multinli": "MultiNLI 1.0 folder (multinli_1.0/multinli_1.0_{train,dev_*}.jsonl)",
 }
 _NOT_GIVEN = "; not converted when neither this nor --data_dir is given."
 
@@ -55,7 +62,7 @@ _NOT_GIVEN = "; not converted when neither this nor --data_dir is given."
 class NliPreproConfig:
     data_dir: str = option(
         "Parent folder; any --{name}_dir not given defaults to DATA_DIR/{name} "
-        "(snli, scitail, hans, xnli, mnli).",
+        "(snli, scitail, hans, xnli, mnli, multinli).",
         "",
     )
     snli_dir: str = option(DATASETS["snli"] + _NOT_GIVEN, "")
@@ -63,6 +70,7 @@ class NliPreproConfig:
     hans_dir: str = option(DATASETS["hans"] + _NOT_GIVEN, "")
     xnli_dir: str = option(DATASETS["xnli"] + _NOT_GIVEN, "")
     mnli_dir: str = option(DATASETS["mnli"] + _NOT_GIVEN, "")
+    multinli_dir: str = option(DATASETS["multinli"] + _NOT_GIVEN, "")
     output_dir: str = option(
         "Folder for the canonical {task}_{split}.tsv files (created if needed).",
         DEFAULT_CANONICAL_DIR,
