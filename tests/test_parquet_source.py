@@ -343,3 +343,18 @@ def test_script_converts_and_reports_errors_in_one_line(entry, data_task_defs, t
     missing = run([*script, "--data_dir", str(tmp_path / "nowhere")])
     assert missing.returncode == 2
     assert missing.stderr == f"error: --data_dir {tmp_path / 'nowhere'}: is not a folder\n"
+
+
+def test_missing_pyarrow_is_one_line_naming_the_install(monkeypatch, tmp_path):
+    import data_utils.parquet_source as parquet_source
+    from data_utils.cli import ConfigError
+
+    real = parquet_source.importlib.util.find_spec
+    monkeypatch.setattr(
+        parquet_source.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "pyarrow" else real(name, *a),
+    )
+    cfg = parquet_source.parse_hf_prepro_args(["--data_dir", str(tmp_path)])
+    with pytest.raises(ConfigError, match=r"needs pyarrow, which is not installed: pip install"):
+        parquet_source.main(cfg, log=lambda _: None)
