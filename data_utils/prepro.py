@@ -31,6 +31,7 @@ import hashlib
 import json
 import re
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -241,6 +242,7 @@ def main(cfg: PreproConfig, log: Callable[[str], None] = print) -> dict[str, str
             from transformers import AutoTokenizer  # slow import; not needed for no-op runs
 
             tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+        started = time.perf_counter()
         with tqdm(
             total=len(examples),
             desc=f"{task.name}_{split}",
@@ -255,7 +257,8 @@ def main(cfg: PreproConfig, log: Callable[[str], None] = print) -> dict[str, str
                 handle.write(json.dumps(row, separators=(",", ":")) + "\n")
         with atomic_write(meta) as handle:
             json.dump({**fingerprint, "config": asdict(cfg)}, handle, indent=1, default=str)
-        log(f"{out}: {len(rows)} rows")
+        rate = len(rows) / max(time.perf_counter() - started, 1e-9)
+        log(f"{out}: {len(rows)} rows ({rate:.0f} rows/s tokenized)")
         status[str(out)] = "written"
     return status
 
