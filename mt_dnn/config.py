@@ -171,6 +171,11 @@ class TrainConfig:
         "is slower), none, bf16 or fp16 (with a gradient scaler).",
         default="auto",
     )
+    compile: bool = _help(
+        "torch.compile the encoder (fused Triton kernels on CUDA GPUs; measured slower on "
+        "CPUs, and the first steps pay the compilation). Not with --adv_space hidden.",
+        default=False,
+    )
     output_dir: str = _help(
         "Where checkpoints, metrics and logs are written.",
         "checkpoints/run",

@@ -280,6 +280,13 @@ def setup_state(run: Run) -> TrainState:
     dropout = cfg.dropout if cfg.dropout >= 0 else None
     model = MultiTaskModel(encoder, run.train_tasks, pooling=run.pooling, dropout=dropout)
     model.to(run.device)
+    if cfg.compile:
+        if run.adv_cfg.adv_space == "hidden":
+            raise TrainingError(
+                "--compile with --adv_space hidden: the perturbation hooks the embedding block "
+                "inside the compiled encoder; use adv_space word or drop --compile"
+            )
+        model.encoder.compile()  # in place: parameter names and checkpoints are unchanged
     world = run.world
     if world.distributed:  # same weights everywhere (DDP checks), own dropout masks per rank
         seed_everything(cfg.seed + world.rank)
