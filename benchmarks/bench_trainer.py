@@ -91,16 +91,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "benchmarks/configs/bert_base_uncased.json; the tokenizer stays --init_checkpoint's.",
     )
     p.add_argument(
-        "--glue_dir", default=os.environ.get("GLUE_DIR", str(ROOT.parent / "shared/data/glue"))
+        "--glue_dir",
+        default=os.environ.get("GLUE_DIR", str(ROOT.parent / "shared/data/glue")),
+        help="The official GLUE files (RTE/, MRPC/); default $GLUE_DIR or ../shared/data/glue.",
     )
     p.add_argument("--work_dir", default="/tmp/bench_trainer", help="Data, models, logs.")
     p.add_argument(
         "--rows", type=int, default=512, help="First N training rows of each task (0 = all)."
     )
-    p.add_argument("--max_seq_len", type=int, default=128)
-    p.add_argument("--batch_size", type=int, default=16)
-    p.add_argument("--learning_rate", type=float, default=1e-4)
-    p.add_argument("--seed", type=int, default=2018)
+    p.add_argument("--max_seq_len", type=int, default=128, help="Tokens per row at most.")
+    p.add_argument("--batch_size", type=int, default=16, help="Training batch of every arm.")
+    p.add_argument("--learning_rate", type=float, default=1e-4, help="AdamW rate, every arm.")
+    p.add_argument("--seed", type=int, default=2018, help="Seed of every arm.")
     p.add_argument(
         "--methods", default="none,smart,tat,freelb,r3f", help=f"Ours: any of {','.join(METHODS)}."
     )
@@ -108,7 +110,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--trainer_arms", default="run_glue,dynamic", help="HF Trainer arms ('' for none)."
     )
     p.add_argument("--rounds", type=int, default=3, help="Interleaved rounds (0: profile only).")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="Where arms run.")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast in every arm (for CUDA).")
     p.add_argument(
         "--threads", type=int, default=0, help="torch threads per arm (0 = torch's default)."
@@ -124,7 +126,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="Also profile --profile_steps steps of ours:none and trainer:dynamic on identical batches; tables go to DIR.",
     )
-    p.add_argument("--profile_steps", type=int, default=10)
+    p.add_argument(
+        "--profile_steps", type=int, default=10, help="Steps profiled per arm (--torch_profile)."
+    )
     args = p.parse_args(argv)
     args.methods = [m for m in args.methods.split(",") if m]
     args.trainer_arms = [a for a in args.trainer_arms.split(",") if a]
