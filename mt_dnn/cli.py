@@ -38,7 +38,10 @@ def parse_train_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, Ad
     config_path = args.pop("config", None)
     adv_train = args.pop("adv_train", False)
     yaml_values = read_yaml(config_path) if config_path else {}
-    if yaml_values.pop("adv_train", False) or adv_train:
+    yaml_adv_train = yaml_values.pop("adv_train", False)
+    if not isinstance(yaml_adv_train, bool):  # "yes" or 1 would otherwise read as true
+        raise ConfigError(f"{config_path}: adv_train must be true or false, got {yaml_adv_train!r}")
+    if yaml_adv_train or adv_train:
         if args.get("adv", yaml_values.get("adv", "smart")) not in ("smart", "none"):
             raise ConfigError("--adv_train means --adv smart; do not combine it with another --adv")
         args["adv"] = "smart"

@@ -75,6 +75,16 @@ def test_adv_train_is_smart():
         parse_train_args(["--adv_train", "--adv", "tat"])
 
 
+@pytest.mark.parametrize("value", ['"yes"', "1", "[true]"])
+def test_adv_train_in_yaml_must_be_a_boolean(tmp_path, value):
+    path = tmp_path / "c.yml"
+    path.write_text(f"adv_train: {value}\n")
+    with pytest.raises(ConfigError, match="adv_train must be true or false"):
+        parse_train_args(["--config", str(path)])
+    path.write_text("adv_train: true\n")
+    assert parse_train_args(["--config", str(path)])[1].adv == "smart"
+
+
 def test_every_field_has_help_and_appears_in_help_text():
     text = train_parser().format_help()
     for cls in (TrainConfig, AdvConfig):
