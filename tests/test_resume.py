@@ -30,7 +30,13 @@ from tests.tiny import write_tiny_run_inputs
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 20  # 2 epochs x (5 + 5) batches of 8
-METHODS = {"none": [], "tat": ["--adv", "tat"], "freelb": ["--adv", "freelb", "--adv_k", "2"]}
+METHODS = {
+    "none": [],
+    "tat": ["--adv", "tat"],
+    "freelb": ["--adv", "freelb", "--adv_k", "2"],
+    # The TAT paper's optimizer: Adamax inside Lookahead, whose slow weights are state too.
+    "lookahead": ["--optimizer", "adamax", "--lookahead", "true", "--lookahead_k", "4"],
+}
 
 
 @pytest.fixture(scope="module")
