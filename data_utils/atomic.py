@@ -18,8 +18,9 @@ def atomic_write(path: str | Path, encoding: str = "utf-8") -> Iterator[TextIO]:
     """Open a temporary file next to ``path``; move it over ``path`` only on success.
 
     The temporary file lives in the same folder so ``os.replace`` is an atomic
-    rename on the same filesystem. On any exception it is deleted and ``path``
-    (if it existed) is left untouched.
+    rename on the same filesystem. Its contents are fsynced before the rename, so
+    after a crash ``path`` holds the old file or the whole new one, never an empty
+    one. On any exception it is deleted and ``path`` (if it existed) is left untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,6 +28,8 @@ def atomic_write(path: str | Path, encoding: str = "utf-8") -> Iterator[TextIO]:
     try:
         with os.fdopen(fd, "w", encoding=encoding, newline="\n") as handle:
             yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -384,11 +384,8 @@ def to_jsonable(*configs: Any) -> dict[str, Any]:
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    """Write JSON atomically: a temp file in the same folder, then a rename."""
-    import os
+    """Write JSON atomically (:func:`data_utils.atomic.atomic_write`: fsynced, then renamed)."""
+    from data_utils.atomic import atomic_write
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as handle:
+        handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
