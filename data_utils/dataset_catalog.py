@@ -281,7 +281,7 @@ CATALOG: tuple[Dataset, ...] = (
             f"multinli/multinli_1.0/multinli_1.0_{split}.jsonl"
             for split in ("train", "dev_matched", "dev_mismatched")
         ),
-        note="read by nli_prepro.py as the mnli task's train/dev_matched/dev_mismatched "
+        note="read by mtdnn-nli-prepro as the mnli task's train/dev_matched/dev_mismatched "
         "(uid: pairID); GLUE's MNLI.zip (`--tasks mnli`) has the same pairs plus the "
         "unlabelled test sets",
         tags=("nli",),

@@ -595,8 +595,8 @@ as OUTPUT_DIR/downloads/NAME.part and the next run resumes it; a task already in
 place is skipped without touching the network. The result is the layout the
 converters read:
 
-    python experiments/glue/glue_prepro.py --data_dir data/raw/glue
-    python experiments/nli/nli_prepro.py --data_dir data/raw
+    mtdnn-glue-prepro --data_dir data/raw/glue
+    mtdnn-nli-prepro --data_dir data/raw
 
 Errors print one line `error: <file>: <problem>` and exit with status 2.
 """

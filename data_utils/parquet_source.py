@@ -405,7 +405,7 @@ DATA_DIR holds one folder per hub dataset, as downloaded from the hub, e.g.
 
 (a split may also be a folder of shards, {split}/0000.parquet, as in the hub's
 refs/convert/parquet branch). The output is the same {task}_{split}.tsv that
-glue_prepro.py / nli_prepro.py write from the official files; label ids become
+mtdnn-glue-prepro / mtdnn-nli-prepro write from the official files; label ids become
 the task YAML's label strings (docs/data.md has the table). Absent folders are
 reported as "skipped: not found". A malformed file stops the run with one line
 `error: <file>: <problem>` and exit status 2.

@@ -209,7 +209,7 @@ def _xnli(task: TaskDef) -> list[Source]:
 
 
 def nli_sources(task_defs: Mapping[str, TaskDef]) -> dict[str, tuple[Source, ...]]:
-    """Sources per dataset folder (the keys match nli_prepro.py's ``--{key}_dir`` flags)."""
+    """Sources per dataset folder (the keys match mtdnn-nli-prepro's ``--{key}_dir`` flags)."""
     return {
         "snli": tuple(_snli(split) for split in ("train", "dev", "test")),
         "scitail": tuple(_scitail(split) for split in ("train", "dev", "test")),

@@ -9,8 +9,9 @@ site-packages (after the new environment's own, so the installed project wins),
 and pip runs with ``--no-index --no-deps --no-build-isolation`` (setuptools comes
 from those same site-packages). From a folder outside the checkout the console
 scripts and ``python -m`` entries then list the downloader's pinned files (no
-network), preprocess a canonical TSV with the default (built-in) task definitions,
-train a tiny BERT for one epoch and predict with it.
+network), convert a raw GLUE RTE folder (official layout) into canonical TSVs,
+tokenize them with the default (built-in) task definitions, train a tiny BERT for
+one epoch and predict with it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ PAIRS = [
     ("the big cat", "a dog"),
     ("a red dog sat", "the cat ran"),
 ]
+RTE_ROWS = {"train": 12, "dev": 6, "test": 3}
 
 
 def copy_checkout(dest: Path) -> Path:
@@ -74,7 +76,8 @@ def make_venv(folder: Path) -> tuple[Path, Path]:
 
 
 def write_inputs(work: Path) -> tuple[Path, Path]:
-    """A tiny BERT with a word-level tokenizer in one folder, and canonical RTE TSVs."""
+    """A tiny BERT with a word-level tokenizer in one folder, and a raw GLUE folder holding
+    RTE as the official RTE.zip unpacks: {train,dev,test}.tsv, test without labels."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -93,14 +96,17 @@ def write_inputs(work: Path) -> tuple[Path, Path]:
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
         sep_token="[SEP]",
     ).save_pretrained(model_dir)  # fmt: skip
-    canonical = work / "canonical"
-    canonical.mkdir()
+    glue = work / "glue"
+    (glue / "RTE").mkdir(parents=True)
     labels = ["entailment", "not_entailment"]
-    for split, n in (("train", 12), ("dev", 6)):
-        rows = [f"{i}\t{labels[i % 2]}\t{PAIRS[i % 4][0]}\t{PAIRS[i % 4][1]}" for i in range(n)]
-        text = "uid\tlabel\tpremise\thypothesis\n" + "\n".join(rows) + "\n"
-        (canonical / f"rte_{split}.tsv").write_text(text, encoding="utf-8")
-    return model_dir, canonical
+    for split, n in RTE_ROWS.items():
+        labelled = split != "test"
+        header = "index\tsentence1\tsentence2" + ("\tlabel" if labelled else "")
+        rows = [f"{i}\t{PAIRS[i % 4][0]}\t{PAIRS[i % 4][1]}" for i in range(n)]
+        rows = [row + f"\t{labels[i % 2]}" if labelled else row for i, row in enumerate(rows)]
+        text = header + "\n" + "\n".join(rows) + "\n"
+        (glue / "RTE" / f"{split}.tsv").write_text(text, encoding="utf-8")
+    return model_dir, glue
 
 
 def test_installed_commands_work_from_any_folder(tmp_path):
@@ -120,7 +126,7 @@ def test_installed_commands_work_from_any_folder(tmp_path):
 
     work = tmp_path / "elsewhere"  # outside the checkout, which is not on sys.path
     work.mkdir()
-    model_dir, canonical = write_inputs(work)
+    model_dir, glue = write_inputs(work)
 
     def run(*argv: str) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
@@ -131,7 +137,8 @@ def test_installed_commands_work_from_any_folder(tmp_path):
 
     where = run(
         str(python), "-c",
-        "import sys, data_utils.prepro, mt_dnn.cli, mt_dnn.predict, mt_dnn.export\n"
+        "import sys, data_utils.convert_glue, data_utils.convert_nli, data_utils.prepro\n"
+        "import mt_dnn.cli, mt_dnn.predict, mt_dnn.export\n"
         "from data_utils.task_def import task_def_file\n"
         "print(data_utils.__file__, mt_dnn.__file__, task_def_file('glue'), task_def_file('nli'))\n"
         "print(*sys.path, sep='\\n')",
@@ -143,6 +150,9 @@ def test_installed_commands_work_from_any_folder(tmp_path):
     for entry in (
         [str(bin_dir / "mtdnn-export"), "--help"],
         [str(bin_dir / "mtdnn-hf-prepro"), "--help"],
+        [str(bin_dir / "mtdnn-nli-prepro"), "--help"],
+        [str(python), "-m", "data_utils.convert_glue", "--help"],
+        [str(python), "-m", "data_utils.convert_nli", "--help"],
         [str(python), "-m", "data_utils.prepro", "--help"],
         [str(python), "-m", "data_utils.download", "--help"],
         [str(python), "-m", "mt_dnn.train", "--help"],
@@ -156,10 +166,26 @@ def test_installed_commands_work_from_any_folder(tmp_path):
     assert "MNLI.zip" not in listed and "total: " in listed
     assert not (work / "data").exists()  # --list fetches and writes nothing
 
+    # Official raw files -> canonical TSVs with the installed converter and task definitions.
+    canonical = work / "canonical"
+    proc = run(str(bin_dir / "mtdnn-glue-prepro"), "--data_dir", str(glue),
+               "--output_dir", str(canonical), "--tasks", "rte")  # fmt: skip
+    rows = {}
+    for split, n in RTE_ROWS.items():
+        assert f"rte {split}: {n} rows" in proc.stdout
+        rows[split] = (canonical / f"rte_{split}.tsv").read_text(encoding="utf-8").splitlines()
+        assert rows[split][0] == "uid\tlabel\tpremise\thypothesis" and len(rows[split]) == n + 1
+    assert rows["train"][2] == f"1\tnot_entailment\t{PAIRS[1][0]}\t{PAIRS[1][1]}"
+    assert rows["test"][1] == f"0\t\t{PAIRS[0][0]}\t{PAIRS[0][1]}"  # no label
+    assert sorted(p.name for p in canonical.iterdir()) == [
+        "rte_dev.tsv", "rte_test.tsv", "rte_train.tsv"
+    ]  # fmt: skip
+
     data = work / "data"
     run(str(bin_dir / "mtdnn-prepro"), "--model", str(model_dir), "--data_dir", str(canonical),
         "--output_dir", str(data), "--tasks", "rte", "--progress", "false")  # fmt: skip
-    assert (data / "rte_train.json").is_file() and (data / "rte_dev.json").is_file()
+    for split in RTE_ROWS:
+        assert (data / f"rte_{split}.json").is_file(), split
 
     out = work / "run"
     run(str(bin_dir / "mtdnn-train"), "--train_datasets", "rte", "--init_checkpoint",
