@@ -389,12 +389,24 @@ def check_same_run(run: Run, ckpt: Path) -> None:
         for key in set(saved) | set(run.resolved)
         if key not in RESUME_MAY_DIFFER and saved.get(key) != run.resolved.get(key)
     )
+    if "task_def" in differ and _same_tasks(saved.get("task_def"), run.task_defs):
+        differ.remove("task_def")  # named differently (a path then, "glue" now), same facts
     if differ:
         shown = ", ".join(f"{k}: {saved.get(k)!r} -> {run.resolved.get(k)!r}" for k in differ[:5])
         raise TrainingError(
             f"{ckpt} was saved by a run with a different config ({shown}); resume it with the "
             "same settings or use another --output_dir"
         )
+
+
+def _same_tasks(saved: Any, task_defs: Mapping[str, TaskDef]) -> bool:
+    """Do the task files a run was saved with define exactly these tasks?"""
+    if not isinstance(saved, list) or not all(isinstance(name, str) for name in saved):
+        return False
+    try:
+        return load_task_defs(*saved) == dict(task_defs)
+    except (OSError, ValueError):  # gone or unreadable: only the names can be compared
+        return False
 
 
 def load_state(run: Run, state: TrainState, ckpt: Path) -> None:

@@ -116,6 +116,21 @@ def test_same_seed_same_run(tiny_setup, tmp_path):
         assert torch.equal(p, q), name
 
 
+def test_resume_accepts_the_same_tasks_under_another_file_name(tiny_setup, tmp_path):
+    """A run saved with one task file resumes with an identical file found elsewhere
+    (e.g. a path then, the built-in name now); different task facts are refused."""
+    _, yml, _ = tiny_setup
+    train(make_cfg(tiny_setup, tmp_path, epochs=1), AdvConfig())
+    moved = tmp_path / "moved.yml"
+    moved.write_text(yml.read_text())
+    done = train(make_cfg(tiny_setup, tmp_path, epochs=1, task_def=(str(moved),)), AdvConfig())
+    assert [h["epoch"] for h in done["history"]] == [1]  # resumed at its end: nothing re-run
+    changed = tmp_path / "changed.yml"
+    changed.write_text(yml.read_text().replace("metrics: [accuracy, mcc]", "metrics: [mcc]"))
+    with pytest.raises(TrainingError, match="task_def"):
+        train(make_cfg(tiny_setup, tmp_path, epochs=1, task_def=(str(changed),)), AdvConfig())
+
+
 def test_gradient_accumulation_averages_micro_batches(tiny_setup, tmp_path):
     """Two micro-batches of 4 with accumulation 2 take the step one batch of 8 takes.
 
