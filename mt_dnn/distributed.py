@@ -66,10 +66,6 @@ def world_size() -> int:
     return dist.get_world_size() if active() else 1
 
 
-def is_main() -> bool:
-    return rank() == 0
-
-
 def init(device_type: str) -> World:
     """Join the process group torchrun set up (no-op for a single process)."""
     world = from_env()
