@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 from trainer_arms import PROFILE_SKIP, TASKS  # noqa: E402
 
 ARMS_SCRIPT = Path(__file__).resolve().with_name("trainer_arms.py")
-METHODS = ("none", "smart", "tat", "freelb", "r3f", "random")
+# ``none_torch_dropout``: plain training with torch's own dropout (--fast_dropout false).
+METHODS = ("none", "smart", "tat", "freelb", "r3f", "random", "none_torch_dropout")
 TRAINER_ARMS = ("run_glue", "dynamic")
 FAIRNESS = [
     "Same model folder, same rows (the first --rows training rows of RTE and of MRPC, the same "
@@ -64,6 +65,10 @@ FAIRNESS = [
     "sort rows by length within random chunks (ours: 50 batches; the Trainer's "
     "LengthGroupedSampler: min(rows / (4 x batch), 50) batches, so little grouping on small "
     "--rows). The padded column is the fraction of padding in what each arm computed on.",
+    "Dropout: ours draws CPU dropout masks four per 64-bit random number (--fast_dropout, "
+    "the default; p rounded to a multiple of 1/65536), the Trainer with torch's per-element "
+    "bernoulli_; the arm 'ours none_torch_dropout' is ours with torch's dropout. Same drop "
+    "rate, same scaling, on CUDA the same kernel.",
     "Timed: ours from just before train_epoch to just after (no evaluation, no checkpoint, "
     "TensorBoard and progress bars off); the Trainer from on_train_begin to on_train_end (no "
     "evaluation, no saving, report_to none, tqdm off). Model loading and tokenization are "
@@ -104,7 +109,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--learning_rate", type=float, default=1e-4, help="AdamW rate, every arm.")
     p.add_argument("--seed", type=int, default=2018, help="Seed of every arm.")
     p.add_argument(
-        "--methods", default="none,smart,tat,freelb,r3f", help=f"Ours: any of {','.join(METHODS)}."
+        "--methods",
+        default="none,none_torch_dropout,smart,tat,freelb,r3f",
+        help=f"Ours: any of {','.join(METHODS)}.",
     )
     p.add_argument(
         "--trainer_arms", default="run_glue,dynamic", help="HF Trainer arms ('' for none)."

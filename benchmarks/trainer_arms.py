@@ -36,6 +36,7 @@ process's whole-life peak and ``rss_reset`` says so.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -258,6 +259,9 @@ def ours_configs(spec: dict):
         progress=False,
     )
     method = spec["arm"].split(":", 1)[1]
+    if method.endswith("_torch_dropout"):
+        cfg = dataclasses.replace(cfg, fast_dropout=False)
+        method = method.removesuffix("_torch_dropout")
     adv = AdvConfig(adv=method, **({"adv_k": 2} if method == "freelb" else {}))
     return cfg, adv
 

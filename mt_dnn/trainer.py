@@ -42,7 +42,7 @@ from data_utils.dataset import TaskDataset, collate
 from data_utils.prepro import model_tag
 from data_utils.sampler import MultiTaskBatchSampler
 from data_utils.task_def import TaskDef, load_task_defs
-from mt_dnn import distributed
+from mt_dnn import distributed, fast_dropout
 from mt_dnn.adversarial import build_regularizer
 from mt_dnn.adversarial.base import Regularizer
 from mt_dnn.adversarial.config import AdvConfig
@@ -75,6 +75,8 @@ STATE_TENSORS = "trainer_state.safetensors"
 STATE_JSON = "trainer_state.json"
 # Settings that may differ between a run and its resumption: they change no number.
 RESUME_MAY_DIFFER = {"progress", "log_every", "tensorboard", "resume", "batch_size_eval"}
+# Settings added after checkpoints existed: what a run saved without the key did.
+BEFORE_ADDED = {"fast_dropout": False}
 
 
 class TrainingDiverged(TrainingError):
@@ -280,6 +282,8 @@ def setup_state(run: Run) -> TrainState:
     dropout = cfg.dropout if cfg.dropout >= 0 else None
     model = MultiTaskModel(encoder, run.train_tasks, pooling=run.pooling, dropout=dropout)
     model.to(run.device)
+    if cfg.fast_dropout:
+        fast_dropout.install(model)
     if cfg.compile:
         if run.adv_cfg.adv_space == "hidden":
             raise TrainingError(
@@ -383,7 +387,7 @@ def resume_point(run: Run) -> Path | None:
 
 def check_same_run(run: Run, ckpt: Path) -> None:
     """A resumed run must be the run that was saved: same data, model and settings."""
-    saved = json.loads((ckpt / "config.json").read_text(encoding="utf-8"))
+    saved = {**BEFORE_ADDED, **json.loads((ckpt / "config.json").read_text(encoding="utf-8"))}
     differ = sorted(
         key
         for key in set(saved) | set(run.resolved)

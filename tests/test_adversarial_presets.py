@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+from mt_dnn import fast_dropout
 from mt_dnn.adversarial import REGULARIZERS, AdvConfig, build_regularizer
 from mt_dnn.adversarial import functional as AF
 from mt_dnn.adversarial.base import SPACES, DropoutMasks, clean_forward, perturbation
@@ -20,15 +21,21 @@ from tests.tiny import CLS_TASK, REG_TASK, TASKS, tiny_batch, tiny_encoder
 ATTACKING = ("relative", "paper", "mtdnn_attack")
 
 
-def dropout_model(kind="bert", p=0.1, seed=0):
-    """The tiny encoder with dropout on, in train mode: masks differ between forwards."""
+def dropout_model(kind="bert", p=0.1, seed=0, fast=False):
+    """The tiny encoder with dropout on, in train mode: masks differ between forwards.
+
+    ``fast``: with the trainer's default CPU dropout (``mt_dnn.fast_dropout``).
+    """
     encoder = tiny_encoder(kind, seed)
     encoder.config.hidden_dropout_prob = p
     for module in encoder.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = p
     torch.manual_seed(seed + 1)
-    return MultiTaskModel(encoder, TASKS, pooling="cls", dropout=p).train()
+    model = MultiTaskModel(encoder, TASKS, pooling="cls", dropout=p).train()
+    if fast:
+        assert fast_dropout.install(model) > 0
+    return model
 
 
 def preset_config(preset, adv, **overrides):
@@ -147,14 +154,15 @@ def test_hidden_space_perturbs_the_embedding_output():
 # -- one dropout mask -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["torch_dropout", "fast_dropout"])
 @pytest.mark.parametrize("name", ["smart", "tat", "r3f", "random"])
-def test_shared_masks_and_zero_delta_give_a_term_of_exactly_zero(name):
+def test_shared_masks_and_zero_delta_give_a_term_of_exactly_zero(name, fast):
     zero = dict(adv_k=0, adv_noise_var=0.0, adv_epsilon=0.0, r3f_eps=0.0)
     for space in ("word", "hidden"):
         out = {}
         for mode in ("shared", "independent"):
             torch.manual_seed(0)
-            model = dropout_model()
+            model = dropout_model(fast=fast)
             cfg = AdvConfig(adv=name, adv_dropout=mode, adv_space=space, **zero)
             reg = build_regularizer(cfg, TASKS)
             out[mode] = reg.step(
@@ -164,8 +172,9 @@ def test_shared_masks_and_zero_delta_give_a_term_of_exactly_zero(name):
         assert out["independent"].adv_loss > 1e-4, (space, out["independent"])  # two masks
 
 
-def test_dropout_masks_replay():
-    model = dropout_model()
+@pytest.mark.parametrize("fast", [False, True], ids=["torch_dropout", "fast_dropout"])
+def test_dropout_masks_replay(fast):
+    model = dropout_model(fast=fast)
     batch = tiny_batch(CLS_TASK)
     logits = {}
     for mode in ("shared", "adversarial", "independent"):
@@ -186,11 +195,12 @@ def test_dropout_masks_replay():
     assert not torch.equal(first, second)
 
 
-def test_freelb_ascent_steps_share_one_mask():
+@pytest.mark.parametrize("fast", [False, True], ids=["torch_dropout", "fast_dropout"])
+def test_freelb_ascent_steps_share_one_mask(fast):
     """With delta = 0 every FreeLB step is the same forward when the mask is shared."""
     for mode, same in (("shared", True), ("independent", False)):
         torch.manual_seed(0)
-        model = dropout_model()
+        model = dropout_model(fast=fast)
         cfg = AdvConfig(adv="freelb", adv_k=3, adv_epsilon=0.0, adv_noise_var=0.0, freelb_init_mag=0.0,
                         adv_dropout=mode)  # fmt: skip
         losses: list[float] = []
