@@ -9,8 +9,10 @@ model selection on the study's in-domain dev set only, then ``predict.py`` on th
 best checkpoint over the study's evaluation sets. Its result, with every
 per-example prediction, the exact commands, the commit the code ran on, the
 machine and the wall time, is written to ``--results/<unit>.json`` and (with
-``--commit``) committed at once, so a run cut off at any time loses at most the
-unit in progress. A unit whose JSON exists is skipped.
+``--commit``) committed at once. A unit whose JSON exists is skipped. A unit cut
+off half-way resumes from its newest checkpoint (every ``--save_every``
+optimizer steps, exact resume) when the code in ``--code_dir`` can; code older
+than the trainer's resume starts it again from scratch.
 
 A method whose flags contain ``{oracle}`` (TAT's oracle experiment) gets there
 the path of a confusion-matrix file built from the committed result of the same
@@ -150,28 +152,34 @@ def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) ->
             print(f"[{name}] waits for {study}-none-s{seed}", flush=True)
             return None
         flags = [f.replace("{oracle}", str(oracle)) for f in flags]
-    if run_dir.exists():  # a unit cut off half-way starts again from scratch
-        shutil.rmtree(run_dir)
+    resumable = can_resume(args.code_dir)
+    if run_dir.exists() and not (resumable and any((run_dir / "checkpoints").glob("step-*"))):
+        shutil.rmtree(run_dir)  # nothing to resume from: the unit starts again from scratch
     py = args.python
     train_cmd = [py, "train.py", *map(str, grid["common"]), *map(str, spec["train"]),
                  *flags, "--seed", str(seed), "--adv_seed", str(seed),
                  "--output_dir", str(run_dir), "--progress", "false"]  # fmt: skip
+    if resumable:  # cut off, the unit resumes from its newest checkpoint (bit for bit)
+        train_cmd += ["--save_every", str(args.save_every)]
     pred_dir = run_dir / "predictions"
     predict_cmd = [py, "predict.py", "--checkpoint", str(run_dir / "best"),
                    "--datasets", ",".join(spec["predict"]), "--output_dir", str(pred_dir),
                    "--progress", "0"]  # fmt: skip
     commit = git(args.code_dir, "rev-parse", "HEAD")
     dirty = bool(git(args.code_dir, "status", "--porcelain", "--untracked-files=no"))
-    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     log = args.runs / f"{name}.log"
     args.runs.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with log.open("w") as fh:
+    clock = UnitClock(run_dir / CLOCK)
+    with log.open("a" if clock.attempts else "w") as fh:
+        if clock.attempts:
+            fh.write(f"\n--- attempt {len(clock.attempts) + 1}: resuming\n")
+            fh.flush()
+        clock.start()
         for cmd in (train_cmd, predict_cmd):
-            rc = subprocess.call(cmd, cwd=args.code_dir, stdout=fh, stderr=subprocess.STDOUT)
+            rc = clock.run(cmd, cwd=args.code_dir, stdout=fh, stderr=subprocess.STDOUT)
             if rc:
                 raise RuntimeError(f"{name}: {cmd[1]} exited {rc}; see {log}")
-    wall = time.perf_counter() - t0
+    started, wall = clock.attempts[0]["started"], clock.total()
     # The full training state of every step checkpoint is large; best/ is what predict used.
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     metrics_file = json.loads((run_dir / "metrics.json").read_text())
@@ -199,6 +207,7 @@ def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) ->
         "machine": machine(),
         "started": started,
         "wall_seconds": round(wall, 1),
+        "attempts": len(clock.attempts),  # > 1: resumed after a cut-off; wall sums them all
         "history": metrics_file["history"],
         "best_epoch": next(iter(best.values()))["epoch"] if best else None,
         "eval": evals,
@@ -212,6 +221,66 @@ def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) ->
     if oracle is not None:  # the fixed e, so the unit is reproducible from committed files
         record["oracle_confusion"] = json.loads(oracle.read_text(encoding="utf-8"))
     return record
+
+
+CLOCK = "unit_clock.json"
+
+
+def can_resume(code_dir: Path) -> bool:
+    """Does that checkout's train.py checkpoint inside epochs and resume (``--save_every``)?"""
+    config = code_dir / "mt_dnn" / "config.py"
+    return config.is_file() and "save_every:" in config.read_text(encoding="utf-8")
+
+
+class UnitClock:
+    """A unit's wall time over all its attempts, kept in the unit's folder.
+
+    The current attempt's seconds are rewritten every ``tick`` seconds while a
+    script runs, so an attempt cut off (the machine stopped, the session ended)
+    still counts, to within ``tick``. The total includes the work an attempt
+    redid after the newest checkpoint.
+    """
+
+    def __init__(self, path: Path, tick: float = 30.0):
+        self.path = path
+        self.tick = tick
+        self.attempts: list[dict] = []
+        if path.is_file():
+            self.attempts = json.loads(path.read_text(encoding="utf-8"))["attempts"]
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.attempts.append({"started": started, "seconds": 0.0})
+        self._t0 = time.perf_counter()
+        self._save()
+
+    def run(self, cmd: list[str], **popen) -> int:
+        proc = subprocess.Popen(cmd, **popen)
+        try:
+            while True:
+                try:
+                    rc = proc.wait(timeout=self.tick)
+                except subprocess.TimeoutExpired:
+                    self._save()
+                    continue
+                self._save()
+                return rc
+        except BaseException:  # the runner is stopped: so is the script, resumable
+            proc.kill()
+            proc.wait()
+            self._save()
+            raise
+
+    def total(self) -> float:
+        return sum(a["seconds"] for a in self.attempts)
+
+    def _save(self) -> None:
+        self.attempts[-1]["seconds"] = round(time.perf_counter() - self._t0, 1)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps({"attempts": self.attempts}), encoding="utf-8")
+        os.replace(tmp, self.path)
 
 
 def commit_result(path: Path, name: str, record: dict) -> None:
@@ -241,6 +310,9 @@ def main() -> int:
     p.add_argument("--list", action="store_true", help="List units and their state, then exit.")
     p.add_argument("--commit", action="store_true", help="git-commit each finished unit.")
     p.add_argument("--python", default=sys.executable, help="Interpreter for the scripts.")
+    p.add_argument("--save_every", type=int, default=100,
+                   help="Optimizer steps between a unit's resumable checkpoints (code with "
+                        "--save_every only; older code restarts a cut-off unit).")  # fmt: skip
     args = p.parse_args()
     args.runs = args.runs.resolve()
     args.results = args.results.resolve()

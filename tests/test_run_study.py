@@ -1,0 +1,142 @@
+"""The study runner: a unit cut off half-way resumes and gives the uncut unit's result.
+
+A tiny BERT (dropout on) and a one-unit grid. The code the runner runs is a
+git checkout of its own whose ``train.py`` SIGKILLs itself after optimizer
+step 3 on its first call (``tests/kill_runner.py``), as a pre-empted job or
+the end of a session would; the second call of the runner resumes the unit.
+Marked ``integration``: subprocesses, a few seconds each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.tiny import write_tiny_run_inputs
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[1]
+UNIT = "t-none-s1"
+
+KILLING_TRAIN = """\
+import os, runpy, sys
+from pathlib import Path
+marker = Path(os.environ["KILL_MARKER"])
+if marker.exists():
+    sys.argv = ["train.py", *sys.argv[1:]]
+    runpy.run_path({train!r}, run_name="__main__")
+else:
+    marker.touch()
+    sys.argv = ["kill_runner.py", "step:3", *sys.argv[1:]]
+    runpy.run_path({killer!r}, run_name="__main__")
+"""
+
+
+def checkout(root: Path, killing: bool) -> Path:
+    """A git repository with this project's package and scripts (linked), and its own train.py."""
+    code = root / ("code_killing" if killing else "code")
+    code.mkdir()
+    for name in ("mt_dnn", "data_utils", "predict.py"):
+        (code / name).symlink_to(ROOT / name)
+    if killing:
+        text = KILLING_TRAIN.format(
+            train=str(ROOT / "train.py"), killer=str(ROOT / "tests" / "kill_runner.py")
+        )
+        (code / "train.py").write_text(text)
+    else:
+        (code / "train.py").symlink_to(ROOT / "train.py")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "pinned"]):
+        subprocess.run(["git", *cmd], cwd=code, check=True, env=env, capture_output=True)
+    return code
+
+
+def grid(root: Path) -> Path:
+    model, yml, data = write_tiny_run_inputs(root, dropout=0.1)
+    path = root / "grid.yml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "common": [
+                    "--task_def",
+                    str(yml),
+                    "--data_dir",
+                    str(data),
+                    "--init_checkpoint",
+                    str(model),
+                    "--epochs",
+                    "2",
+                    "--batch_size",
+                    "8",
+                    "--tensorboard",
+                    "false",
+                    "--device",
+                    "cpu",
+                ],
+                "studies": {
+                    "t": {
+                        "train": ["--train_datasets", "tcls", "--test_datasets", "tcls_dev"],
+                        "predict": ["tcls_dev"],
+                    }
+                },
+                "methods": {"none": ["--adv", "none"]},
+                "waves": [{"studies": ["t"], "methods": ["none"], "seeds": [1]}],
+            }  # fmt: skip
+        )
+    )
+    return path
+
+
+def runner(grid_file: Path, code: Path, out: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(ROOT / "experiments/tat_study/run_study.py"), str(grid_file),
+           "--code_dir", str(code), "--results", str(out / "results"), "--runs",
+           str(out / "runs"), "--save_every", "2"]  # fmt: skip
+    env = {**os.environ, "KILL_MARKER": str(out / "killed"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_a_cut_off_unit_resumes_to_the_uncut_result(tmp_path):
+    grid_file = grid(tmp_path)
+    plain, killing = checkout(tmp_path, False), checkout(tmp_path, True)
+
+    ref = runner(grid_file, plain, tmp_path / "ref")
+    assert ref.returncode == 0, ref.stdout + ref.stderr
+    cut = runner(grid_file, killing, tmp_path / "cut")
+    assert cut.returncode != 0 and "exited -9" in cut.stderr, cut.stdout + cut.stderr
+    unit_dir = tmp_path / "cut" / "runs" / UNIT
+    assert (unit_dir / "checkpoints" / "step-2").is_dir()
+    assert not (tmp_path / "cut" / "results" / f"{UNIT}.json").exists()
+    resumed = runner(grid_file, killing, tmp_path / "cut")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+
+    a = json.loads((tmp_path / "ref" / "results" / f"{UNIT}.json").read_text())
+    b = json.loads((tmp_path / "cut" / "results" / f"{UNIT}.json").read_text())
+    assert a["attempts"] == 1 and b["attempts"] == 2
+    assert "--save_every 2" in b["command"]
+    assert b["eval"] == a["eval"]  # every per-example prediction
+    assert [h["dev"] for h in b["history"]] == [h["dev"] for h in a["history"]]
+    clock = json.loads((unit_dir / "unit_clock.json").read_text())["attempts"]
+    assert len(clock) == 2 and all(t["seconds"] > 0 for t in clock)
+    assert b["wall_seconds"] == pytest.approx(sum(t["seconds"] for t in clock), abs=0.2)
+    log = (tmp_path / "cut" / "runs" / f"{UNIT}.log").read_text()
+    assert "attempt 2: resuming" in log and "resumed from" in log
+
+
+def test_can_resume_tells_code_with_save_every_from_older_code(tmp_path):
+    sys.path.insert(0, str(ROOT / "experiments" / "tat_study"))
+    try:
+        import run_study
+    finally:
+        sys.path.pop(0)
+    old = tmp_path / "old"
+    (old / "mt_dnn").mkdir(parents=True)
+    (old / "mt_dnn" / "config.py").write_text("epochs: int = 3\n")
+    assert not run_study.can_resume(old)
+    assert run_study.can_resume(ROOT)
