@@ -323,6 +323,18 @@ def test_freelb_ascent_increases_task_loss():
     assert out.loss == pytest.approx(np.mean(losses)) and out.adv_loss > 0
 
 
+@pytest.mark.parametrize("task", [CLS_TASK, REG_TASK], ids=lambda t: t.name)
+def test_freelb_without_a_perturbation_is_plain_training(task):
+    """K ascent steps of size 0 accumulate K copies of loss / K: plain training's gradient."""
+    cfg = AdvConfig(adv="freelb", adv_k=3, freelb_init_mag=0.0, adv_epsilon=0.0, adv_noise_var=0.0)
+    out, g, backward = run_step(FreeLBRegularizer(cfg, TASKS), task)
+    plain = plain_grads(task)
+    assert g.keys() == plain.keys() and len(backward.losses) == 3
+    for key in plain:  # three accumulated thirds: float round-off only
+        torch.testing.assert_close(g[key], plain[key], rtol=1e-4, atol=1e-6)
+    assert out.adv_loss == pytest.approx(0.0, abs=1e-6)
+
+
 @pytest.mark.parametrize("noise", ["uniform", "normal"])
 def test_r3f_noise_has_declared_size(noise):
     model = tiny_model()
