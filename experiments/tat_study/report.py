@@ -84,6 +84,7 @@ class Unit:
     machine: str
     started: str
     wall_seconds: float
+    attempts: int  # > 1: cut off and resumed; the wall time sums the attempts
     best_epoch: int | None
     history: list[dict]
     evals: dict[str, EvalSet]
@@ -150,6 +151,7 @@ def load_unit(path: Path) -> Unit:
             machine=str(data["machine"]),
             started=str(data.get("started", "")),
             wall_seconds=float(data["wall_seconds"]),
+            attempts=int(data.get("attempts", 1)),
             best_epoch=None if data.get("best_epoch") is None else int(data["best_epoch"]),
             history=list(data["history"] or []),
             evals=evals,
@@ -597,7 +599,7 @@ def wall_section(studies: dict[str, Study], base: str) -> list[str]:
             for _, unit in sorted(study[method].items()):
                 rows.append([
                     unit.name, unit.commit[:7], "yes" if unit.dirty else "no",
-                    unit.machine, unit.started, f"{unit.wall_seconds:.1f}",
+                    unit.machine, unit.started, f"{unit.wall_seconds:.1f}", str(unit.attempts),
                     "—" if unit.best_epoch is None else str(unit.best_epoch),
                 ])  # fmt: skip
             ratio = f"{means[method] / means[base]:.2f}" if base in means else "—"
@@ -608,7 +610,13 @@ def wall_section(studies: dict[str, Study], base: str) -> list[str]:
         "",
         "## 7. Wall time",
         "",
-        *table(["unit", "commit", "dirty", "machine", "started", "wall s", "best epoch"], rows),
+        *table(
+            ["unit", "commit", "dirty", "machine", "started", "wall s", "attempts", "best epoch"],
+            rows,
+        ),
+        "",
+        "Wall s sums a unit's attempts: one cut off (by the end of a session) resumes from "
+        "its newest checkpoint, and redoes the steps after it.",
         "",
         "Mean wall seconds per unit (training, then prediction on every evaluation set):",
         "",
