@@ -181,3 +181,33 @@ def test_checkpoints_saved_before_the_switch_resume_only_with_torch_dropout(tmp_
     check_same_run(SimpleNamespace(resolved={"seed": 1, "fast_dropout": False}), tmp_path)
     with pytest.raises(TrainingError, match="fast_dropout: False -> True"):
         check_same_run(SimpleNamespace(resolved={"seed": 1, "fast_dropout": True}), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "model_type", ["roberta", "xlm-roberta", "electra", "deberta-v2", "distilbert"]
+)
+def test_install_on_the_other_encoder_families(model_type):
+    """Attention-interface families switch to ``mtdnn_sdpa``; DeBERTa-v2 keeps its own."""
+    from transformers import AutoConfig, AutoModel
+
+    sizes = dict(vocab_size=60, max_position_embeddings=64)
+    if model_type == "distilbert":
+        sizes.update(dim=32, n_layers=2, n_heads=4, hidden_dim=64)
+    else:
+        sizes.update(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64)  # fmt: skip
+    torch.manual_seed(0)
+    model = AutoModel.from_config(AutoConfig.for_model(model_type, **sizes)).eval()
+    ids = torch.randint(5, 60, (3, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    with torch.no_grad():
+        before = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert fd.install(model) > 0
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids, attention_mask=mask).last_hidden_state, before)
+    expected = "eager" if model_type == "deberta-v2" else fd.ATTENTION
+    assert model.config._attn_implementation == expected
+    out = model.train()(input_ids=ids, attention_mask=mask).last_hidden_state
+    out.square().mean().backward()
+    assert torch.isfinite(out).all() and not torch.equal(out.detach(), before)
