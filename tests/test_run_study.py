@@ -94,10 +94,10 @@ def grid(root: Path) -> Path:
     return path
 
 
-def runner(grid_file: Path, code: Path, out: Path) -> subprocess.CompletedProcess:
+def runner(grid_file: Path, code: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, str(ROOT / "experiments/tat_study/run_study.py"), str(grid_file),
            "--code_dir", str(code), "--results", str(out / "results"), "--runs",
-           str(out / "runs"), "--save_every", "2"]  # fmt: skip
+           str(out / "runs"), "--save_every", "2", *extra]  # fmt: skip
     env = {**os.environ, "KILL_MARKER": str(out / "killed"), "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
@@ -113,6 +113,8 @@ def test_a_cut_off_unit_resumes_to_the_uncut_result(tmp_path):
     unit_dir = tmp_path / "cut" / "runs" / UNIT
     assert (unit_dir / "checkpoints" / "step-2").is_dir()
     assert not (tmp_path / "cut" / "results" / f"{UNIT}.json").exists()
+    listed = runner(grid_file, killing, tmp_path / "cut", "--list")
+    assert f"todo  {UNIT}  (resumes from step 2; 1 attempt(s)" in listed.stdout, listed.stdout
     resumed = runner(grid_file, killing, tmp_path / "cut")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
 

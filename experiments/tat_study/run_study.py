@@ -226,6 +226,16 @@ def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) ->
 CLOCK = "unit_clock.json"
 
 
+def partial(args, name: str) -> str:
+    """How far a cut-off unit got: its newest checkpoint and its attempts so far."""
+    run_dir = args.runs / name
+    steps = [int(p.name.removeprefix("step-")) for p in (run_dir / "checkpoints").glob("step-*")]
+    if not steps:
+        return ""
+    clock = UnitClock(run_dir / CLOCK)
+    return f"  (resumes from step {max(steps)}; {len(clock.attempts)} attempt(s), {clock.total():.0f} s)"
+
+
 def can_resume(code_dir: Path) -> bool:
     """Does that checkout's train.py checkpoint inside epochs and resume (``--save_every``)?"""
     config = code_dir / "mt_dnn" / "config.py"
@@ -323,7 +333,7 @@ def main() -> int:
     for name, study, method, seed in units(grid):
         done = (args.results / f"{name}.json").is_file()
         if args.list:
-            print(f"{'done' if done else 'todo'}  {name}")
+            print(f"{'done' if done else 'todo'}  {name}{'' if done else partial(args, name)}")
         elif not done and (not only or name in only):
             todo.append((name, study, method, seed))
     if args.list:
