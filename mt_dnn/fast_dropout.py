@@ -33,6 +33,7 @@ which the first switch covers.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -53,9 +54,7 @@ def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> Tensor:
     Drawn from the global CPU generator: ``ceil(n / 4)`` 64-bit numbers, each
     split into four uniform 16-bit integers.
     """
-    n = 1
-    for size in shape:
-        n *= size
+    n = math.prod(shape)
     words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(1 << 63), None)
     uniform = words.view(torch.int16)[:n].view(shape)
     # int16 is signed: -32768 is the smallest of the 65536 equally likely values.

@@ -324,7 +324,7 @@ def checkpoints_dir(run: Run) -> Path:
     return run.out_dir / "checkpoints"
 
 
-def _step_folders(out_dir: Path) -> list[Path]:
+def step_folders(out_dir: Path) -> list[Path]:
     """The ``checkpoints/step-N`` folders under ``out_dir``, oldest first."""
     folder = out_dir / "checkpoints"
     if not folder.is_dir():
@@ -335,12 +335,12 @@ def _step_folders(out_dir: Path) -> list[Path]:
 
 def step_checkpoints(run: Run) -> list[Path]:
     """The step-N checkpoint folders of this run, oldest first."""
-    return _step_folders(run.out_dir)
+    return step_folders(run.out_dir)
 
 
 def last_checkpoint(out_dir: str | Path) -> Path:
     """The newest ``checkpoints/step-N`` folder a run wrote into ``out_dir``."""
-    found = _step_folders(Path(out_dir))
+    found = step_folders(Path(out_dir))
     if not found:
         raise TrainingError(f"{Path(out_dir) / 'checkpoints'}: no step-N checkpoint")
     return found[-1]

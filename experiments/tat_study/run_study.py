@@ -45,6 +45,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from data_utils.atomic import atomic_write  # noqa: E402
 
 
 def load_grid(path: Path) -> dict:
@@ -152,8 +155,10 @@ def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) ->
             print(f"[{name}] waits for {study}-none-s{seed}", flush=True)
             return None
         flags = [f.replace("{oracle}", str(oracle)) for f in flags]
+    from mt_dnn.trainer import step_folders
+
     resumable = can_resume(args.code_dir)
-    if run_dir.exists() and not (resumable and any((run_dir / "checkpoints").glob("step-*"))):
+    if run_dir.exists() and not (resumable and step_folders(run_dir)):
         shutil.rmtree(run_dir)  # nothing to resume from: the unit starts again from scratch
     py = args.python
     train_cmd = [py, "train.py", *map(str, grid["common"]), *map(str, spec["train"]),
@@ -228,12 +233,17 @@ CLOCK = "unit_clock.json"
 
 def partial(args, name: str) -> str:
     """How far a cut-off unit got: its newest checkpoint and its attempts so far."""
+    from mt_dnn.trainer import step_folders
+
     run_dir = args.runs / name
-    steps = [int(p.name.removeprefix("step-")) for p in (run_dir / "checkpoints").glob("step-*")]
+    steps = step_folders(run_dir)
     if not steps:
         return ""
     clock = UnitClock(run_dir / CLOCK)
-    return f"  (resumes from step {max(steps)}; {len(clock.attempts)} attempt(s), {clock.total():.0f} s)"
+    newest = steps[-1].name.removeprefix("step-")
+    return (
+        f"  (resumes from step {newest}; {len(clock.attempts)} attempt(s), {clock.total():.0f} s)"
+    )
 
 
 def can_resume(code_dir: Path) -> bool:
@@ -287,10 +297,8 @@ class UnitClock:
 
     def _save(self) -> None:
         self.attempts[-1]["seconds"] = round(time.perf_counter() - self._t0, 1)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps({"attempts": self.attempts}), encoding="utf-8")
-        os.replace(tmp, self.path)
+        with atomic_write(self.path) as fh:
+            json.dump({"attempts": self.attempts}, fh)
 
 
 def commit_result(path: Path, name: str, record: dict) -> None:
@@ -348,9 +356,8 @@ def main() -> int:
         if record is None:
             continue
         path = args.results / f"{name}.json"
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(record) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_write(path) as fh:
+            fh.write(json.dumps(record) + "\n")
         best = {k: v["metrics"] for k, v in record["eval"].items()}
         print(f"[{name}] done in {record['wall_seconds']:.0f}s: {json.dumps(best)}", flush=True)
         if args.commit:
@@ -359,5 +366,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())
