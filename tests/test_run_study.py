@@ -142,3 +142,16 @@ def test_can_resume_tells_code_with_save_every_from_older_code(tmp_path):
     (old / "mt_dnn" / "config.py").write_text("epochs: int = 3\n")
     assert not run_study.can_resume(old)
     assert run_study.can_resume(ROOT)
+
+
+def test_a_damaged_unit_clock_is_refused_saying_which_file(tmp_path):
+    sys.path.insert(0, str(ROOT / "experiments" / "tat_study"))
+    try:
+        import run_study
+    finally:
+        sys.path.pop(0)
+    clock = tmp_path / "unit_clock.json"
+    for text in ('{"seconds": 3}', "{not json"):
+        clock.write_text(text)
+        with pytest.raises(SystemExit, match=r"unit_clock\.json: not a unit clock"):
+            run_study.UnitClock(clock)

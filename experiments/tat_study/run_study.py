@@ -266,7 +266,12 @@ class UnitClock:
         self.tick = tick
         self.attempts: list[dict] = []
         if path.is_file():
-            self.attempts = json.loads(path.read_text(encoding="utf-8"))["attempts"]
+            try:
+                self.attempts = list(json.loads(path.read_text(encoding="utf-8"))["attempts"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise SystemExit(
+                    f"error: {path}: not a unit clock ({exc!r}); delete it to restart the count"
+                ) from None
         self._t0 = 0.0
 
     def start(self) -> None:
