@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,7 +59,7 @@ def checkout(root: Path, killing: bool) -> Path:
     return code
 
 
-def grid(root: Path) -> Path:
+def grid(root: Path, **study) -> Path:
     model, yml, data = write_tiny_run_inputs(root, dropout=0.1)
     path = root / "grid.yml"
     path.write_text(
@@ -84,6 +85,7 @@ def grid(root: Path) -> Path:
                     "t": {
                         "train": ["--train_datasets", "tcls", "--test_datasets", "tcls_dev"],
                         "predict": ["tcls_dev"],
+                        **study,
                     }
                 },
                 "methods": {"none": ["--adv", "none"]},
@@ -129,6 +131,33 @@ def test_a_cut_off_unit_resumes_to_the_uncut_result(tmp_path):
     assert b["wall_seconds"] == pytest.approx(sum(t["seconds"] for t in clock), abs=0.2)
     log = (tmp_path / "cut" / "runs" / f"{UNIT}.log").read_text()
     assert "attempt 2: resuming" in log and "resumed from" in log
+
+
+def test_a_study_scored_at_its_last_epoch_predicts_with_the_last_step_checkpoint(tmp_path):
+    grid_file = grid(tmp_path, checkpoint="last")
+    out = tmp_path / "out"
+    done = runner(grid_file, checkout(tmp_path, False), out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = json.loads((out / "results" / f"{UNIT}.json").read_text())
+    assert record["checkpoint"] == "last" and record["scored_epoch"] == 2
+    log = (out / "runs" / f"{UNIT}.log").read_text()
+    per_epoch = int(re.search(r"\| (\d+) batches/epoch", log).group(1))
+    last = out / "runs" / UNIT / "checkpoints" / f"step-{2 * per_epoch}"
+    assert f"--checkpoint {last} " in record["predict_command"]
+    # scored with the last epoch's weights: its dev metrics are the last epoch's
+    assert record["eval"]["tcls_dev"]["metrics"] == pytest.approx(
+        record["history"][-1]["dev"]["tcls_dev"]
+    )
+
+
+def test_a_grid_with_an_unknown_checkpoint_rule_is_refused(tmp_path):
+    sys.path.insert(0, str(ROOT / "experiments" / "tat_study"))
+    try:
+        import run_study
+    finally:
+        sys.path.pop(0)
+    with pytest.raises(SystemExit, match="checkpoint must be one of"):
+        run_study.load_grid(grid(tmp_path, checkpoint="final"))
 
 
 def test_can_resume_tells_code_with_save_every_from_older_code(tmp_path):

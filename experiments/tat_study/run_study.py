@@ -5,8 +5,10 @@
         --code_dir ../study-code --commit
 
 A *unit* is one study (training set) x one method x one seed: ``train.py`` with
-model selection on the study's in-domain dev set only, then ``predict.py`` on the
-best checkpoint over the study's evaluation sets. Its result, with every
+model selection on the study's in-domain dev set only, then ``predict.py`` over the
+study's evaluation sets with the best epoch's checkpoint (or, for a study whose grid
+entry says ``checkpoint: last``, the last epoch's: its dev set is then never used to
+select). Its result, with every
 per-example prediction, the exact commands, the commit the code ran on, the
 machine and the wall time, is written to ``--results/<unit>.json`` and (with
 ``--commit``) committed at once. A unit whose JSON exists is skipped. A unit cut
@@ -61,6 +63,11 @@ def load_grid(path: Path) -> dict:
     unknown = set(grid) - {"common", "studies", "methods", "waves"}
     if unknown:
         raise SystemExit(f"error: {path}: unknown key(s) {sorted(unknown)}")
+    for name, study in grid["studies"].items():
+        if study.get("checkpoint", "best") not in CHECKPOINTS:
+            raise SystemExit(
+                f"error: {path}: study '{name}': checkpoint must be one of {list(CHECKPOINTS)}"
+            )
     for i, wave in enumerate(grid["waves"]):
         for study in wave["studies"]:
             if study not in grid["studies"]:
@@ -69,6 +76,12 @@ def load_grid(path: Path) -> dict:
             if method not in grid["methods"]:
                 raise SystemExit(f"error: {path}: wave {i}: unknown method '{method}'")
     return grid
+
+
+# Which checkpoint a study's unit is scored with: the epoch with the best in-domain dev
+# score (its dev set then both selects and reports), or the last epoch (the dev set is
+# never used for selection: the studies whose only labelled evaluation set is their dev set).
+CHECKPOINTS = {"best": "the best epoch on the in-domain dev set", "last": "the last epoch"}
 
 
 def units(grid: dict) -> list[tuple[str, str, str, int]]:
@@ -167,9 +180,20 @@ def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) ->
     if resumable:  # cut off, the unit resumes from its newest checkpoint (bit for bit)
         train_cmd += ["--save_every", str(args.save_every)]
     pred_dir = run_dir / "predictions"
-    predict_cmd = [py, "predict.py", "--checkpoint", str(run_dir / "best"),
-                   "--datasets", ",".join(spec["predict"]), "--output_dir", str(pred_dir),
-                   "--progress", "0"]  # fmt: skip
+    checkpoint = spec.get("checkpoint", "best")
+
+    def predict_cmd() -> list[str]:
+        """predict.py on best/, or on the newest step folder (the last epoch's end)."""
+        if checkpoint == "best":
+            scored = run_dir / "best"
+        elif steps := step_folders(run_dir):
+            scored = steps[-1]
+        else:
+            raise RuntimeError(f"{name}: no step checkpoint in {run_dir}/checkpoints to score")
+        return [py, "predict.py", "--checkpoint", str(scored),
+                "--datasets", ",".join(spec["predict"]), "--output_dir", str(pred_dir),
+                "--progress", "0"]  # fmt: skip
+
     commit = git(args.code_dir, "rev-parse", "HEAD")
     dirty = bool(git(args.code_dir, "status", "--porcelain", "--untracked-files=no"))
     log = args.runs / f"{name}.log"
@@ -179,13 +203,17 @@ def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) ->
         if clock.attempts:
             fh.write(f"\n--- attempt {len(clock.attempts) + 1}: resuming\n")
             fh.flush()
-        clock.start()
-        for cmd in (train_cmd, predict_cmd):
+
+        def run(cmd: list[str]) -> None:
             rc = clock.run(cmd, cwd=args.code_dir, stdout=fh, stderr=subprocess.STDOUT)
             if rc:
                 raise RuntimeError(f"{name}: {cmd[1]} exited {rc}; see {log}")
+
+        clock.start()
+        run(train_cmd)
+        run(predict := predict_cmd())
     started, wall = clock.attempts[0]["started"], clock.total()
-    # The full training state of every step checkpoint is large; best/ is what predict used.
+    # The full training state of every step checkpoint is large; predict has scored one.
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     metrics_file = json.loads((run_dir / "metrics.json").read_text())
     predicted = json.loads((pred_dir / "metrics.json").read_text())
@@ -200,6 +228,7 @@ def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) ->
         labels = list(task.labels) if task.labels else None
         evals[dataset] = eval_record(data_dir, pred_dir, dataset, labels, predicted)
     best = metrics_file["best"]
+    best_epoch = next(iter(best.values()))["epoch"] if best else None
     record = {
         "unit": name,
         "study": study,
@@ -208,13 +237,17 @@ def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) ->
         "commit": commit,
         "dirty": dirty,
         "command": shlex.join(["python", *train_cmd[1:]]),
-        "predict_command": shlex.join(["python", *predict_cmd[1:]]),
+        "predict_command": shlex.join(["python", *predict[1:]]),
+        "checkpoint": checkpoint,
         "machine": machine(),
         "started": started,
         "wall_seconds": round(wall, 1),
         "attempts": len(clock.attempts),  # > 1: resumed after a cut-off; wall sums them all
         "history": metrics_file["history"],
-        "best_epoch": next(iter(best.values()))["epoch"] if best else None,
+        "best_epoch": best_epoch,
+        "scored_epoch": best_epoch
+        if checkpoint == "best"
+        else metrics_file["history"][-1]["epoch"],
         "eval": evals,
     }
     confusions = {}
