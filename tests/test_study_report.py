@@ -308,3 +308,60 @@ def test_a_wrong_difficulty_file_is_named(tmp_path):
 def assert_png(path: Path) -> None:
     data = path.read_bytes()
     assert data[:8] == PNG_MAGIC and len(data) > 1024, path
+
+
+def confusion_record(labels, matrix) -> dict:
+    return {"format": "mt-dnn-confusion", "version": 1,
+            "tasks": {"mnli": {"labels": labels, "matrix": matrix}}}  # fmt: skip
+
+
+def test_what_tat_targeted_is_rebuilt_from_the_recorded_tallies(tmp_path):
+    tat = mnli_unit("tat", 1)
+    tat["tat_confusion"] = {
+        "1": confusion_record(MNLI, [[8, 1, 3], [2, 6, 2], [0, 0, 10]]),
+        "2": confusion_record(MNLI, [[10, 2, 0], [1, 8, 1], [0, 0, 10]]),
+    }
+    oracle = mnli_unit("tat_oracle", 1)
+    oracle["oracle_confusion"] = confusion_record(MNLI, [[5, 0, 5], [1, 5, 3], [2, 2, 5]])
+    oracle["tat_confusion"] = {"1": confusion_record(MNLI, [[3, 0, 0], [0, 3, 0], [0, 0, 2]])}
+    stepped = mnli_unit("tat", 2)
+    stepped["command"] = "python train.py --adv tat --tat_update step"
+    stepped["tat_confusion"] = tat["tat_confusion"]
+    text = section(run(tmp_path, [tat, oracle, stepped], *NO_FIGURES), 8)
+    assert row(text, "unit") == (
+        "| unit | epoch | targets from | gold entailment | gold neutral | gold contradiction "
+        "| distance | top |"
+    )
+    # epoch 1: TAT's initial e, uniform over the wrong labels
+    assert row(text, "mnli-tat-s1 | 1").endswith(
+        "| neut 50 / cont 50 | enta 50 / cont 50 | enta 50 / neut 50 | 0.000 | 50.0 |"
+    )
+    # epoch 2 from epoch 1's tally: entailment's errors 1 / 3 -> 25 / 75 (distance 0.25);
+    # neutral 2 / 2 -> 50 / 50; contradiction has no errors -> uniform. Weighed by epoch
+    # 2's rows (12, 10, 10): distance 12 * 0.25 / 32, top (12 * 0.75 + 10 * 0.5 * 2) / 32.
+    assert row(text, "mnli-tat-s1 | 2") == (
+        "| mnli-tat-s1 | 2 | epoch 1 tally | neut 25 / cont 75 | enta 50 / cont 50 "
+        "| enta 50 / neut 50 | 0.094 | 59.4 |"
+    )
+    # the oracle's fixed e: rows 0/100, 25/75, 50/50 (distances 0.5, 0.25, 0) on rows 3, 3, 2
+    assert row(text, "mnli-tat_oracle-s1 | 1") == (
+        "| mnli-tat_oracle-s1 | 1 | oracle (fixed) | neut 0 / cont 100 | enta 25 / cont 75 "
+        "| enta 50 / neut 50 | 0.281 | 78.1 |"
+    )
+    assert "Not rebuilt (their command changes how e is made): mnli-tat-s2." in text
+    assert "mnli-tat-s2 |" not in text
+
+
+def test_without_tallies_section_8_says_so(tmp_path):
+    text = run(tmp_path, MAIN_UNITS, *NO_FIGURES)
+    assert "No unit recorded TAT's training confusion tallies yet." in section(text, 8)
+
+
+def test_the_scored_epoch_is_the_recorded_one_and_falls_back_to_the_best(tmp_path):
+    last = unit("stsb", "none", 1, glue_units()[2]["eval"], curve=[80.0, 90.0, 85.0])
+    last["best_epoch"], last["scored_epoch"] = 2, 3
+    old = mnli_unit("none", 1)
+    old["best_epoch"] = 1
+    wall = section(run(tmp_path, [last, old], *NO_FIGURES), 7)
+    assert row(wall, "stsb-none-s1").endswith("| 3 |")
+    assert row(wall, "mnli-none-s1").endswith("| 1 |")

@@ -20,6 +20,9 @@ run_study.py) and writes ``--out/report.md`` with PNG figures in
 5. Accuracy by difficulty bucket on the held-out set (Figure 2).
 6. Learning curves on the held-out set.
 7. Wall time per unit, and per method.
+8. What TAT targeted: per TAT unit and epoch, how the targets it sampled were
+   spread over the wrong labels (from its recorded training confusion tallies),
+   and how far that is from a uniformly drawn wrong label.
 
 Predictions are aligned across units by uid, and every metric is recomputed from
 the committed gold and predictions with stats.py, so the means and the
@@ -86,8 +89,13 @@ class Unit:
     wall_seconds: float
     attempts: int  # > 1: cut off and resumed; the wall time sums the attempts
     best_epoch: int | None
+    scored_epoch: int | None  # the epoch whose checkpoint was scored (best, or last)
     history: list[dict]
     evals: dict[str, EvalSet]
+    command: str = ""
+    # TAT: each epoch's training confusion tally {epoch: (labels, matrix)}, and the oracle's e
+    tallies: dict[int, tuple[list[str], np.ndarray]] = field(default_factory=dict)
+    oracle: tuple[list[str], np.ndarray] | None = None
 
 
 Study = dict[str, dict[int, Unit]]  # method -> seed -> unit
@@ -141,6 +149,13 @@ def load_unit(path: Path) -> Unit:
             raise ReportError(f"{path}: eval '{name}': regression values must be numbers")
         evals[name] = EvalSet(labels, [str(u) for u in uids], gold, pred, record.get("metrics", {}))
     try:
+        tallies = {
+            int(epoch): one_task_matrix(record)
+            for epoch, record in (data.get("tat_confusion") or {}).items()
+        }
+        oracle = one_task_matrix(data["oracle_confusion"]) if data.get("oracle_confusion") else None
+        best_epoch = None if data.get("best_epoch") is None else int(data["best_epoch"])
+        scored_epoch = data.get("scored_epoch", best_epoch)  # older units: always the best
         return Unit(
             name=str(data["unit"]),
             study=str(data["study"]),
@@ -152,12 +167,25 @@ def load_unit(path: Path) -> Unit:
             started=str(data.get("started", "")),
             wall_seconds=float(data["wall_seconds"]),
             attempts=int(data.get("attempts", 1)),
-            best_epoch=None if data.get("best_epoch") is None else int(data["best_epoch"]),
+            best_epoch=best_epoch,
+            scored_epoch=None if scored_epoch is None else int(scored_epoch),
             history=list(data["history"] or []),
             evals=evals,
+            command=str(data.get("command", "")),
+            tallies=tallies,
+            oracle=oracle,
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         raise ReportError(f"{path}: malformed unit field: {exc}") from None
+
+
+def one_task_matrix(record: dict) -> tuple[list[str], np.ndarray]:
+    """(labels, square matrix) of a one-task confusion file's JSON (mt_dnn.confusion)."""
+    (task,) = record["tasks"].values()
+    matrix = np.asarray(task["matrix"], dtype=float)
+    if matrix.shape != (len(task["labels"]), len(task["labels"])):
+        raise ValueError(f"a {matrix.shape} confusion matrix for {len(task['labels'])} labels")
+    return list(task["labels"]), matrix
 
 
 def load_studies(folder: Path) -> dict[str, Study]:
@@ -600,7 +628,7 @@ def wall_section(studies: dict[str, Study], base: str) -> list[str]:
                 rows.append([
                     unit.name, unit.commit[:7], "yes" if unit.dirty else "no",
                     unit.machine, unit.started, f"{unit.wall_seconds:.1f}", str(unit.attempts),
-                    "—" if unit.best_epoch is None else str(unit.best_epoch),
+                    "—" if unit.scored_epoch is None else str(unit.scored_epoch),
                 ])  # fmt: skip
             ratio = f"{means[method] / means[base]:.2f}" if base in means else "—"
             cost.append(
@@ -611,12 +639,23 @@ def wall_section(studies: dict[str, Study], base: str) -> list[str]:
         "## 7. Wall time",
         "",
         *table(
-            ["unit", "commit", "dirty", "machine", "started", "wall s", "attempts", "best epoch"],
+            [
+                "unit",
+                "commit",
+                "dirty",
+                "machine",
+                "started",
+                "wall s",
+                "attempts",
+                "scored epoch",
+            ],  # fmt: skip
             rows,
         ),
         "",
         "Wall s sums a unit's attempts: one cut off (by the end of a session) resumes from "
-        "its newest checkpoint, and redoes the steps after it.",
+        "its newest checkpoint, and redoes the steps after it. Scored epoch: the epoch whose "
+        "checkpoint was scored, the best on the in-domain dev set, or the last for a study "
+        "whose grid says `checkpoint: last`.",
         "",
         "Mean wall seconds per unit (training, then prediction on every evaluation set):",
         "",
@@ -731,7 +770,7 @@ def render(args, studies: dict[str, Study], figures: Figures) -> list[str]:
     lines += results
     lines += oracle_section(studies, scored_sets, comparer)
     lines += heldout_sections(args, studies, scored_sets, figures)
-    return lines + wall_section(studies, args.baseline)
+    return lines + wall_section(studies, args.baseline) + targets_section(studies)
 
 
 def oracle_section(studies, scored_sets, comparer: Comparer) -> list[str]:
@@ -750,6 +789,107 @@ def oracle_section(studies, scored_sets, comparer: Comparer) -> list[str]:
         return lines + ["", f"`{ORACLE}` units exist but no set has both it and `tat` yet."]
     header = ["study", "set", ORACLE, "tat", "Δ oracle − tat, per seed", "95% CI", "verdict"]
     return lines + ["", *table(header, rows)]
+
+
+# Flags under which e is not the previous epoch's tally, row-normalised, as rebuilt below.
+TAT_RULE_FLAGS = ("--tat_update", "--tat_error", "--tat_smoothing")
+SHARES_UP_TO = 4  # labels: above this (regression bins) only the summary columns are shown
+
+
+def target_shares(matrix: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """P(target = y' | gold = y) that e = ``matrix`` gives TAT (tat_error=counts, no smoothing).
+
+    The off-diagonal of each row, normalised; a row with errors but all of them zero
+    samples uniformly among the wrong labels; a row with no example keeps ``previous``.
+    """
+    k = matrix.shape[0]
+    wrong = np.where(np.eye(k, dtype=bool), 0.0, matrix)
+    errors = wrong.sum(axis=1, keepdims=True)
+    uniform = (1.0 - np.eye(k)) / (k - 1)
+    shares = np.where(errors > 0, wrong / np.where(errors > 0, errors, 1.0), uniform)
+    return np.where(matrix.sum(axis=1, keepdims=True) > 0, shares, previous)
+
+
+def spread(shares: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """(distance from uniform, share of the most likely target), averaged over gold rows.
+
+    Distance: the total-variation distance between a row's target distribution and the
+    uniform one over its wrong labels (0: every wrong label as likely, as an untargeted
+    pick; 1 - 1/(k-1): always the same one). Rows are weighed by ``weights``, the
+    examples per gold label that drew targets.
+    """
+    k = shares.shape[0]
+    uniform = (1.0 - np.eye(k)) / (k - 1)
+    distance = 0.5 * np.abs(shares - uniform).sum(axis=1)
+    w = weights if weights.sum() > 0 else np.ones(k)
+    return float(np.average(distance, weights=w)), float(np.average(shares.max(axis=1), weights=w))
+
+
+def share_cell(shares: np.ndarray, labels: list[str], gold: int) -> str:
+    return " / ".join(
+        f"{labels[c][:4]} {shares[gold, c] * 100:.0f}" for c in range(len(labels)) if c != gold
+    )
+
+
+def targets_section(studies: dict[str, Study]) -> list[str]:
+    lines = ["", "## 8. What TAT targeted"]
+    tat_units = [
+        u for st in studies.values() for seeds in st.values() for u in seeds.values()
+        if u.tallies
+    ]  # fmt: skip
+    if not tat_units:
+        return lines + ["", "No unit recorded TAT's training confusion tallies yet."]
+    lines += [
+        "",
+        "Epoch 1's targets are drawn from TAT's initial e (uniform over the wrong labels); "
+        "each later epoch's from the previous epoch's training confusion tally (the model's "
+        "own clean predictions on the training batches), each gold row normalised over its "
+        "wrong labels; an oracle unit's from its fixed e, every epoch. Cells: the % of a gold "
+        "label's targets that each wrong label got (first four letters of its name). Distance: "
+        "total-variation distance from a uniformly drawn wrong label (0: targeting picks "
+        "like an untargeted random wrong label; the largest possible is 1 - 1/(k-1)); top: "
+        "the share of a row's most likely target. Both are averaged over gold rows, weighed "
+        "by that epoch's examples per gold label.",
+    ]
+    for study_name, study in studies.items():
+        units = [u for seeds in study.values() for u in seeds.values() if u.tallies]
+        if not units:
+            continue
+        labels = units[0].tallies[min(units[0].tallies)][0]
+        k = len(labels)
+        per_label = k <= SHARES_UP_TO
+        header = ["unit", "epoch", "targets from"]
+        header += [f"gold {name}" for name in labels] if per_label else []
+        header += ["distance", "top"]
+        rows, skipped = [], []
+        for unit in sorted(units, key=lambda u: (u.method, u.seed)):
+            if any(flag in unit.command.split() for flag in TAT_RULE_FLAGS):
+                skipped.append(unit.name)
+                continue
+            shares = (1.0 - np.eye(k)) / (k - 1)
+            for epoch in sorted(unit.tallies):
+                _, tally = unit.tallies[epoch]
+                if unit.oracle is not None:
+                    source = "oracle (fixed)"
+                    shares = target_shares(unit.oracle[1], shares)
+                elif epoch == 1:
+                    source = "initial e (uniform)"
+                else:
+                    source = f"epoch {epoch - 1} tally"
+                    shares = target_shares(unit.tallies[epoch - 1][1], shares)
+                distance, top = spread(shares, tally.sum(axis=1))
+                cells = [share_cell(shares, labels, g) for g in range(k)] if per_label else []
+                rows.append(
+                    [unit.name, str(epoch), source, *cells, f"{distance:.3f}", f"{top * 100:.1f}"]
+                )
+        lines += ["", f"### Study `{study_name}` ({k} {'labels' if per_label else 'bins'})", ""]
+        lines += table(header, rows) if rows else ["No unit with the default update rule."]
+        if skipped:
+            lines += [
+                "",
+                f"Not rebuilt (their command changes how e is made): {', '.join(skipped)}.",
+            ]
+    return lines
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
