@@ -22,6 +22,7 @@ from mt_dnn.adversarial import functional as AF
 from mt_dnn.adversarial.base import clean_forward, perturbation
 from mt_dnn.adversarial.freelb import FreeLBRegularizer
 from mt_dnn.adversarial.r3f import R3FRegularizer
+from mt_dnn.adversarial.tat import target_weights
 from mt_dnn.confusion import save_confusion
 from mt_dnn.losses import task_loss
 from tests.tiny import CLS_TASK, REG_TASK, TASKS, tiny_batch, tiny_model
@@ -391,6 +392,14 @@ def test_tat_smoothing_and_regression_targets():
     # Uniform within the bin.
     inside = (values[bins == 1] - 1.0).numpy()
     assert stats.kstest(inside, "uniform").pvalue > 1e-3
+
+
+def test_a_huge_tat_smoothing_makes_every_wrong_label_equally_likely():
+    # The TAT study's tat_uniform (targeting ablated) is --tat_smoothing 1e9.
+    skewed = torch.tensor([[0.8, 0.19, 0.01], [0.3, 0.6, 0.1], [0.0, 0.0, 1.0]])
+    assert torch.allclose(target_weights(skewed, 0.0)[0].float(), torch.tensor([0.0, 0.95, 0.05]))
+    uniform = (1 - torch.eye(3, dtype=torch.float64)) / 2
+    assert torch.equal(target_weights(skewed, 1e9).float(), uniform.float())
 
 
 def test_tat_tally_counts_probs_and_regression_bins():
