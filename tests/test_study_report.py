@@ -350,6 +350,8 @@ def test_what_tat_targeted_is_rebuilt_from_the_recorded_tallies(tmp_path):
     )
     assert "Not rebuilt (their command changes how e is made): mnli-tat-s2." in text
     assert "mnli-tat-s2 |" not in text
+    assert "(figures/targets_mnli.png)" in text
+    assert_png(tmp_path / "out" / "figures" / "targets_mnli.png")
 
 
 def test_without_tallies_section_8_says_so(tmp_path):

@@ -54,7 +54,7 @@ from data_utils.atomic import atomic_write  # noqa: E402
 METHODS = ("none", "smart", "tat", "freelb", "r3f", "random")  # the study's methods, in order
 ORACLE = "tat_oracle"
 MIN_SEEDS = 3
-FIGURE_PREFIXES = ("confusion_", "difficulty_", "curves_")
+FIGURE_PREFIXES = ("confusion_", "difficulty_", "curves_", "targets_")
 PROXY_SENTENCE = (
     "The difficulty column is `number of correct responses (out of 100)` of the MNLI "
     "dev file: how many of 100 fine-tuned BERT runs got the example right. It is a "
@@ -770,7 +770,7 @@ def render(args, studies: dict[str, Study], figures: Figures) -> list[str]:
     lines += results
     lines += oracle_section(studies, scored_sets, comparer)
     lines += heldout_sections(args, studies, scored_sets, figures)
-    return lines + wall_section(studies, args.baseline) + targets_section(studies)
+    return lines + wall_section(studies, args.baseline) + targets_section(studies, figures)
 
 
 def oracle_section(studies, scored_sets, comparer: Comparer) -> list[str]:
@@ -831,7 +831,35 @@ def share_cell(shares: np.ndarray, labels: list[str], gold: int) -> str:
     )
 
 
-def targets_section(studies: dict[str, Study]) -> list[str]:
+def targets_figure(
+    study_name: str, labels: list[str], last: dict[str, list[np.ndarray]], figures: Figures
+) -> str:
+    """Heatmaps of the target shares of each method's last epoch, averaged over its seeds."""
+    k = len(labels)
+    size = 4.2 if k <= SHARES_UP_TO else 6.5
+    fig = new_figure(size * len(last) + 1.0, size)
+    for i, (method, shares) in enumerate(sorted(last.items())):
+        mean = np.mean(shares, axis=0) * 100.0
+        ax = fig.add_subplot(1, len(last), i + 1)
+        image = ax.imshow(mean, cmap="Oranges", vmin=0, vmax=100)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        ax.set_xticks(range(k), labels=labels, rotation=45 if k > SHARES_UP_TO else 30, ha="right")
+        ax.set_yticks(range(k), labels=labels)
+        ax.set_xlabel("target")
+        ax.set_ylabel("gold")
+        ax.set_title(f"{method}, last epoch ({len(shares)} seeds)")
+        for r in range(k):
+            for c in range(k):
+                if r != c:
+                    ax.text(c, r, f"{mean[r, c]:.0f}", ha="center", va="center",
+                            fontsize=9 if k <= SHARES_UP_TO else 6,
+                            color="white" if mean[r, c] > 60 else "black")  # fmt: skip
+    return figures.save(
+        fig, f"targets_{study_name}.png", f"TAT's target shares (%) on {study_name}"
+    )
+
+
+def targets_section(studies: dict[str, Study], figures: Figures) -> list[str]:
     lines = ["", "## 8. What TAT targeted"]
     tat_units = [
         u for st in studies.values() for seeds in st.values() for u in seeds.values()
@@ -862,6 +890,7 @@ def targets_section(studies: dict[str, Study]) -> list[str]:
         header += [f"gold {name}" for name in labels] if per_label else []
         header += ["distance", "top"]
         rows, skipped = [], []
+        last: dict[str, list[np.ndarray]] = {}  # method -> each seed's last-epoch shares
         for unit in sorted(units, key=lambda u: (u.method, u.seed)):
             if any(flag in unit.command.split() for flag in TAT_RULE_FLAGS):
                 skipped.append(unit.name)
@@ -882,8 +911,11 @@ def targets_section(studies: dict[str, Study]) -> list[str]:
                 rows.append(
                     [unit.name, str(epoch), source, *cells, f"{distance:.3f}", f"{top * 100:.1f}"]
                 )
+            last.setdefault(unit.method, []).append(shares)
         lines += ["", f"### Study `{study_name}` ({k} {'labels' if per_label else 'bins'})", ""]
         lines += table(header, rows) if rows else ["No unit with the default update rule."]
+        if last:
+            lines += ["", targets_figure(study_name, labels, last, figures)]
         if skipped:
             lines += [
                 "",
