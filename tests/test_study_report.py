@@ -367,3 +367,21 @@ def test_the_scored_epoch_is_the_recorded_one_and_falls_back_to_the_best(tmp_pat
     wall = section(run(tmp_path, [last, old], *NO_FIGURES), 7)
     assert row(wall, "stsb-none-s1").endswith("| 3 |")
     assert row(wall, "mnli-none-s1").endswith("| 1 |")
+
+
+def test_how_concentrated_the_baselines_errors_are(full, tmp_path):
+    # MNLI: every wrong prediction is gold + 1, so each gold row's errors all go to one
+    # label: distance 0.5 (the most with three labels), top 100; 10 + 5 errors.
+    assert row(section(full[0], 8), "mnli | mnli_dev_matched") == (
+        "| mnli | mnli_dev_matched | 2 | 3 labels | 15 | 0.500 | 100.0 | — |"
+    )
+    # STS-B, binned as TAT bins ([0, 5] in 10): gold bins 2, 4, 6, 8, 9; predicted 3, 4,
+    # 6, 8, 7: two errors, one of them one bin off. Rows 2 and 9 put all on one bin
+    # (distance 8/9, top 1), rows 4, 6, 8 have no error (uniform: 0, 1/9).
+    gold = [1.0, 2.0, 3.0, 4.0, 5.0]
+    stsb = unit("stsb", "none", 1, {"stsb_dev": eval_set(None, gold, [1.6, 2.0, 3.0, 4.0, 3.9])})
+    text = section(run(tmp_path, [stsb], *NO_FIGURES), 8)
+    assert (
+        row(text, "stsb | stsb_dev")
+        == "| stsb | stsb_dev | 1 | 10 bins | 2 | 0.356 | 46.7 | 50.0 |"
+    )

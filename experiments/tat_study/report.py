@@ -770,7 +770,8 @@ def render(args, studies: dict[str, Study], figures: Figures) -> list[str]:
     lines += results
     lines += oracle_section(studies, scored_sets, comparer)
     lines += heldout_sections(args, studies, scored_sets, figures)
-    return lines + wall_section(studies, args.baseline) + targets_section(studies, figures)
+    lines += wall_section(studies, args.baseline)
+    return lines + targets_section(args, studies, scored_sets, figures)
 
 
 def oracle_section(studies, scored_sets, comparer: Comparer) -> list[str]:
@@ -794,6 +795,7 @@ def oracle_section(studies, scored_sets, comparer: Comparer) -> list[str]:
 # Flags under which e is not the previous epoch's tally, row-normalised, as rebuilt below.
 TAT_RULE_FLAGS = ("--tat_update", "--tat_error", "--tat_smoothing")
 SHARES_UP_TO = 4  # labels: above this (regression bins) only the summary columns are shown
+TAT_BINS = 10  # TAT's default --tat_bins, which the study's units use
 
 
 def target_shares(matrix: np.ndarray, previous: np.ndarray) -> np.ndarray:
@@ -859,8 +861,75 @@ def targets_figure(
     )
 
 
-def targets_section(studies: dict[str, Study], figures: Figures) -> list[str]:
-    lines = ["", "## 8. What TAT targeted"]
+def label_range(set_name: str) -> tuple[float, float] | None:
+    """The label range of a regression set's task (built-in task files), to bin it as TAT does."""
+    from data_utils.task_def import load_task_defs
+
+    for task in load_task_defs("glue", "nli").values():
+        if set_name.startswith(task.name + "_") and task.label_range is not None:
+            return task.label_range
+    return None
+
+
+def baseline_errors(args, scored_sets: dict[str, dict[str, Scored]], studies) -> list[str]:
+    """How concentrated the baseline's in-domain errors are: what targeting could follow."""
+    from mt_dnn.confusion import bin_index
+
+    rows = []
+    for study_name, sets in scored_sets.items():
+        for name in in_domain(studies[study_name]):
+            scored = sets.get(name)
+            if scored is None or args.baseline not in scored.preds:
+                continue
+            preds = scored.preds[args.baseline]
+            if scored.labels is not None:
+                k, gold, binned = len(scored.labels), scored.gold.astype(int), preds
+            elif (bounds := label_range(name)) is not None:
+                k = TAT_BINS
+                gold = bin_index(scored.gold, bounds, k)
+                binned = {seed: bin_index(p, bounds, k) for seed, p in preds.items()}
+            else:
+                continue
+            matrix = np.zeros((k, k))
+            for pred in binned.values():
+                np.add.at(matrix, (gold, np.asarray(pred).astype(int)), 1)
+            uniform = (1.0 - np.eye(k)) / (k - 1)
+            distance, top = spread(target_shares(matrix, uniform), matrix.sum(axis=1))
+            wrong = matrix.sum() - np.trace(matrix)
+            gap = np.abs(np.subtract.outer(np.arange(k), np.arange(k)))
+            near = matrix[gap == 1].sum() / wrong * 100 if wrong and scored.labels is None else None
+            rows.append([
+                study_name, name, str(len(preds)), f"{k} {'labels' if scored.labels else 'bins'}",
+                f"{int(wrong)}", f"{distance:.3f}", f"{top * 100:.1f}",
+                "—" if near is None else f"{near:.1f}",
+            ])  # fmt: skip
+    if not rows:
+        return []
+    header = ["study", "set", "seeds", "classes", "errors", "distance", "top",
+              "% of errors one bin off"]  # fmt: skip
+    return [
+        "",
+        f"What targeting could follow: the errors of `{args.baseline}` on each in-domain set "
+        f"(its seeds summed; regression binned into {TAT_BINS} bins over the task's label "
+        "range, as TAT bins), read as the target shares an e equal to that confusion would give.",
+        "",
+        *table(header, rows),
+    ]
+
+
+def targets_section(args, studies, scored_sets, figures: Figures) -> list[str]:
+    lines = [
+        "",
+        "## 8. What TAT targeted",
+        "",
+        "TAT samples a wrong label (bin) per example in proportion to how often the model "
+        "predicts it for the gold one. How far that is from an untargeted pick: distance, the "
+        "total-variation distance between a gold row's target distribution and the uniform one "
+        "over its wrong labels (0: every wrong label as likely; at most 1 - 1/(k-1) with k "
+        "labels), and top, the share of a row's most likely target, both averaged over gold "
+        "rows weighed by their examples.",
+        *baseline_errors(args, scored_sets, studies),
+    ]
     tat_units = [
         u for st in studies.values() for seeds in st.values() for u in seeds.values()
         if u.tallies
@@ -869,15 +938,12 @@ def targets_section(studies: dict[str, Study], figures: Figures) -> list[str]:
         return lines + ["", "No unit recorded TAT's training confusion tallies yet."]
     lines += [
         "",
-        "Epoch 1's targets are drawn from TAT's initial e (uniform over the wrong labels); "
-        "each later epoch's from the previous epoch's training confusion tally (the model's "
-        "own clean predictions on the training batches), each gold row normalised over its "
-        "wrong labels; an oracle unit's from its fixed e, every epoch. Cells: the % of a gold "
-        "label's targets that each wrong label got (first four letters of its name). Distance: "
-        "total-variation distance from a uniformly drawn wrong label (0: targeting picks "
-        "like an untargeted random wrong label; the largest possible is 1 - 1/(k-1)); top: "
-        "the share of a row's most likely target. Both are averaged over gold rows, weighed "
-        "by that epoch's examples per gold label.",
+        "What TAT followed, per TAT unit and epoch. Epoch 1's targets are drawn from TAT's "
+        "initial e (uniform over the wrong labels); each later epoch's from the previous "
+        "epoch's training confusion tally (the model's own clean predictions on the training "
+        "batches); an oracle unit's from its fixed e, every epoch. Cells: the % of a gold "
+        "label's targets that each wrong label got (first four letters of its name); "
+        "distance and top weighed by that epoch's examples per gold label.",
     ]
     for study_name, study in studies.items():
         units = [u for seeds in study.values() for u in seeds.values() if u.tallies]
