@@ -364,9 +364,14 @@ def test_the_scored_epoch_is_the_recorded_one_and_falls_back_to_the_best(tmp_pat
     last["best_epoch"], last["scored_epoch"] = 2, 3
     old = mnli_unit("none", 1)
     old["best_epoch"] = 1
-    wall = section(run(tmp_path, [last, old], *NO_FIGURES), 7)
+    last["checkpoint"] = "last"
+    text = run(tmp_path, [last, old], *NO_FIGURES)
+    wall = section(text, 7)
     assert row(wall, "stsb-none-s1").endswith("| 3 |")
     assert row(wall, "mnli-none-s1").endswith("| 1 |")
+    # a set that selected nothing is not called the model-selection set
+    assert "`stsb` / `stsb_dev`: in-domain (last epoch scored, no model selection)" in text
+    assert "`mnli` / `mnli_dev_matched`: in-domain (model selection)" in text
 
 
 def test_how_concentrated_the_baselines_errors_are(full, tmp_path):

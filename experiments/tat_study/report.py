@@ -93,6 +93,7 @@ class Unit:
     history: list[dict]
     evals: dict[str, EvalSet]
     command: str = ""
+    checkpoint: str = "best"  # scored with the best epoch's checkpoint, or the last one's
     # TAT: each epoch's training confusion tally {epoch: (labels, matrix)}, and the oracle's e
     tallies: dict[int, tuple[list[str], np.ndarray]] = field(default_factory=dict)
     oracle: tuple[list[str], np.ndarray] | None = None
@@ -172,6 +173,7 @@ def load_unit(path: Path) -> Unit:
             history=list(data["history"] or []),
             evals=evals,
             command=str(data.get("command", "")),
+            checkpoint=str(data.get("checkpoint", "best")),
             tallies=tallies,
             oracle=oracle,
         )
@@ -239,6 +241,16 @@ def in_domain(study: Study) -> list[str]:
             for record in unit.history:
                 names += [n for n in record.get("dev", {}) if n not in names]
     return names
+
+
+def in_domain_role(study: Study) -> str:
+    """How the in-domain set was used: to select the scored epoch, or (last epoch) not at all."""
+    rules = {u.checkpoint for seeds in study.values() for u in seeds.values()}
+    if rules == {"last"}:
+        return "in-domain (last epoch scored, no model selection)"
+    if rules == {"best"}:
+        return "in-domain (model selection)"
+    return "in-domain (some units selected on it, some scored their last epoch)"
 
 
 def eval_sets(study: Study) -> list[str]:
@@ -721,7 +733,7 @@ def results_sections(
             scored_sets.setdefault(study_name, {})[name] = scored
             if not ordered(scored.values):
                 continue  # only the oracle scored it
-            role = "in-domain (model selection)" if name in domain else "zero-shot"
+            role = "zero-shot" if name not in domain else in_domain_role(study)
             block = results_block(study_name, study, scored, role, refs, comparer)
             parts[binary and scored.labels is not None] += block
         notes = [f"\n{n}" for n in study_notes(study)]
