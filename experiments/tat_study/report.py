@@ -861,7 +861,8 @@ def targets_figure(
         ax.set_yticks(range(k), labels=labels)
         ax.set_xlabel("target")
         ax.set_ylabel("gold")
-        ax.set_title(f"{method}, last epoch ({len(shares)} seeds)")
+        seeds = f"{len(shares)} seed{'s' if len(shares) > 1 else ''}"
+        ax.set_title(f"{method}, last epoch ({seeds})")
         for r in range(k):
             for c in range(k):
                 if r != c:
