@@ -184,3 +184,28 @@ def test_a_damaged_unit_clock_is_refused_saying_which_file(tmp_path):
         clock.write_text(text)
         with pytest.raises(SystemExit, match=r"unit_clock\.json: not a unit clock"):
             run_study.UnitClock(clock)
+
+
+def test_every_unit_of_the_committed_grid_is_a_valid_train_command(tmp_path):
+    """A misspelled flag in grid.yml would otherwise surface hours into a run."""
+    from mt_dnn.cli import parse_train_args
+
+    sys.path.insert(0, str(ROOT / "experiments" / "tat_study"))
+    try:
+        import run_study
+    finally:
+        sys.path.pop(0)
+    grid_file = ROOT / "experiments" / "tat_study" / "grid.yml"
+    study_grid = run_study.load_grid(grid_file)
+    names = set()
+    for name, study, method, seed in run_study.units(study_grid):
+        flags = [str(f).replace("{oracle}", str(tmp_path / "oracle.json"))
+                 for f in study_grid["methods"][method]]  # fmt: skip
+        argv = [*map(str, study_grid["common"]), *map(str, study_grid["studies"][study]["train"]),
+                *flags, "--seed", str(seed), "--output_dir", str(tmp_path / name)]  # fmt: skip
+        cfg, adv = parse_train_args(argv)
+        assert cfg.seed == seed and adv.adv == flags[flags.index("--adv") + 1], name
+        names.add(name)
+    assert {"mnli-tat-s1", "stsb-tat_uniform-s3", "cola-tat-s3"} <= names
+    _, adv = parse_train_args(["--adv", *study_grid["methods"]["tat_uniform"][1:]])
+    assert adv.adv == "tat" and adv.tat_smoothing == 1e9
