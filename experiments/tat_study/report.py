@@ -695,7 +695,9 @@ def header(args, units: list[Unit]) -> list[str]:
     commits: dict[str, int] = {}
     for unit in units:
         commits[unit.commit[:7]] = commits.get(unit.commit[:7], 0) + 1
-    listed = ", ".join(f"`{c}` ({n} units)" for c, n in sorted(commits.items()))
+    listed = ", ".join(
+        f"`{c}` ({n} unit{'s' if n > 1 else ''})" for c, n in sorted(commits.items())
+    )
     lines += [
         "",
         f"Code commits: {listed}.",
