@@ -38,6 +38,7 @@ WRONG_ON = {  # (method, seed) -> examples it gets wrong
     ("tat", 1): range(0),  # 100%
     ("tat", 2): range(18, 20),  # 90%
     ("tat_oracle", 1): range(0),  # 100%
+    ("tat_uniform", 1): range(0, 2),  # 90%
 }
 CURVES = {("none", 1): [40, 50], ("none", 2): [70, 75], ("tat", 1): [90, 100], ("tat", 2): [85, 90]}
 WALL = {("none", 1): 100.0, ("none", 2): 110.0, ("tat", 1): 300.0, ("tat", 2): 330.0}
@@ -390,3 +391,14 @@ def test_how_concentrated_the_baselines_errors_are(full, tmp_path):
         row(text, "stsb | stsb_dev")
         == "| stsb | stsb_dev | 1 | 10 bins | 2 | 0.356 | 46.7 | 50.0 |"
     )
+
+
+def test_targeting_ablated_is_tat_against_tat_uniform_on_the_paired_seed(tmp_path):
+    units = [mnli_unit("tat", 1), mnli_unit("tat", 2), mnli_unit("tat_uniform", 1)]
+    text = section(run(tmp_path, units, *NO_FIGURES), 3)
+    ablated = text[text.index("### `tat` against `tat_uniform`") :]
+    # tat seed 1 is right on all 20, tat_uniform seed 1 misses 2: +10 points on seed 1
+    assert row(ablated, "mnli | mnli_dev_matched").startswith(
+        "| mnli | mnli_dev_matched | 95.00 ± 7.07 | 90.00 ± n/a | +10.00 (s1 +10.00) |"
+    )
+    assert "No `tat_oracle` units: not run yet." in text
