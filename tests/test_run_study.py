@@ -96,6 +96,16 @@ def grid(root: Path, **study) -> Path:
     return path
 
 
+def import_run_study():
+    """experiments/tat_study/run_study.py as a module (it is a script, not a package)."""
+    sys.path.insert(0, str(ROOT / "experiments" / "tat_study"))
+    try:
+        import run_study
+    finally:
+        sys.path.pop(0)
+    return run_study
+
+
 def runner(grid_file: Path, code: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, str(ROOT / "experiments/tat_study/run_study.py"), str(grid_file),
            "--code_dir", str(code), "--results", str(out / "results"), "--runs",
@@ -151,21 +161,13 @@ def test_a_study_scored_at_its_last_epoch_predicts_with_the_last_step_checkpoint
 
 
 def test_a_grid_with_an_unknown_checkpoint_rule_is_refused(tmp_path):
-    sys.path.insert(0, str(ROOT / "experiments" / "tat_study"))
-    try:
-        import run_study
-    finally:
-        sys.path.pop(0)
+    run_study = import_run_study()
     with pytest.raises(SystemExit, match="checkpoint must be one of"):
         run_study.load_grid(grid(tmp_path, checkpoint="final"))
 
 
 def test_can_resume_tells_code_with_save_every_from_older_code(tmp_path):
-    sys.path.insert(0, str(ROOT / "experiments" / "tat_study"))
-    try:
-        import run_study
-    finally:
-        sys.path.pop(0)
+    run_study = import_run_study()
     old = tmp_path / "old"
     (old / "mt_dnn").mkdir(parents=True)
     (old / "mt_dnn" / "config.py").write_text("epochs: int = 3\n")
@@ -174,11 +176,7 @@ def test_can_resume_tells_code_with_save_every_from_older_code(tmp_path):
 
 
 def test_a_damaged_unit_clock_is_refused_saying_which_file(tmp_path):
-    sys.path.insert(0, str(ROOT / "experiments" / "tat_study"))
-    try:
-        import run_study
-    finally:
-        sys.path.pop(0)
+    run_study = import_run_study()
     clock = tmp_path / "unit_clock.json"
     for text in ('{"seconds": 3}', "{not json"):
         clock.write_text(text)
@@ -190,20 +188,15 @@ def test_every_unit_of_the_committed_grid_is_a_valid_train_command(tmp_path):
     """A misspelled flag in grid.yml would otherwise surface hours into a run."""
     from mt_dnn.cli import parse_train_args
 
-    sys.path.insert(0, str(ROOT / "experiments" / "tat_study"))
-    try:
-        import run_study
-    finally:
-        sys.path.pop(0)
+    run_study = import_run_study()
     grid_file = ROOT / "experiments" / "tat_study" / "grid.yml"
     study_grid = run_study.load_grid(grid_file)
     names = set()
     for name, study, method, seed in run_study.units(study_grid):
         flags = [str(f).replace("{oracle}", str(tmp_path / "oracle.json"))
                  for f in study_grid["methods"][method]]  # fmt: skip
-        argv = [*map(str, study_grid["common"]), *map(str, study_grid["studies"][study]["train"]),
-                *flags, "--seed", str(seed), "--output_dir", str(tmp_path / name)]  # fmt: skip
-        cfg, adv = parse_train_args(argv)
+        argv = run_study.train_args(study_grid, study, flags, seed)
+        cfg, adv = parse_train_args([*argv, "--output_dir", str(tmp_path / name)])
         assert cfg.seed == seed and adv.adv == flags[flags.index("--adv") + 1], name
         names.add(name)
     assert {"mnli-tat-s1", "stsb-tat_uniform-s3", "cola-tat-s3"} <= names

@@ -632,6 +632,10 @@ def curves_section(study: Study, study_name: str, scored: Scored, figures: Figur
 # --- the report --------------------------------------------------------------
 
 
+WALL_HEADER = ["unit", "commit", "dirty", "machine", "started", "wall s", "attempts",
+               "scored epoch"]  # fmt: skip
+
+
 def wall_section(studies: dict[str, Study], base: str) -> list[str]:
     rows, cost = [], []
     for study_name, study in studies.items():
@@ -652,19 +656,7 @@ def wall_section(studies: dict[str, Study], base: str) -> list[str]:
         "",
         "## 7. Wall time",
         "",
-        *table(
-            [
-                "unit",
-                "commit",
-                "dirty",
-                "machine",
-                "started",
-                "wall s",
-                "attempts",
-                "scored epoch",
-            ],  # fmt: skip
-            rows,
-        ),
+        *table(WALL_HEADER, rows),
         "",
         "Wall s sums a unit's attempts: one cut off (by the end of a session) resumes from "
         "its newest checkpoint, and redoes the steps after it. Scored epoch: the epoch whose "
@@ -836,6 +828,11 @@ SHARES_UP_TO = 4  # labels: above this (regression bins) only the summary column
 TAT_BINS = 10  # TAT's default --tat_bins, which the study's units use
 
 
+def uniform_targets(k: int) -> np.ndarray:
+    """Target shares with every wrong label equally likely (the diagonal, gold, is 0)."""
+    return (1.0 - np.eye(k)) / (k - 1)
+
+
 def target_shares(matrix: np.ndarray, previous: np.ndarray) -> np.ndarray:
     """P(target = y' | gold = y) that e = ``matrix`` gives TAT (tat_error=counts, no smoothing).
 
@@ -845,8 +842,7 @@ def target_shares(matrix: np.ndarray, previous: np.ndarray) -> np.ndarray:
     k = matrix.shape[0]
     wrong = np.where(np.eye(k, dtype=bool), 0.0, matrix)
     errors = wrong.sum(axis=1, keepdims=True)
-    uniform = (1.0 - np.eye(k)) / (k - 1)
-    shares = np.where(errors > 0, wrong / np.where(errors > 0, errors, 1.0), uniform)
+    shares = np.where(errors > 0, wrong / np.where(errors > 0, errors, 1.0), uniform_targets(k))
     return np.where(matrix.sum(axis=1, keepdims=True) > 0, shares, previous)
 
 
@@ -859,8 +855,7 @@ def spread(shares: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
     examples per gold label that drew targets.
     """
     k = shares.shape[0]
-    uniform = (1.0 - np.eye(k)) / (k - 1)
-    distance = 0.5 * np.abs(shares - uniform).sum(axis=1)
+    distance = 0.5 * np.abs(shares - uniform_targets(k)).sum(axis=1)
     w = weights if weights.sum() > 0 else np.ones(k)
     return float(np.average(distance, weights=w)), float(np.average(shares.max(axis=1), weights=w))
 
@@ -932,8 +927,7 @@ def baseline_errors(args, scored_sets: dict[str, dict[str, Scored]], studies) ->
             matrix = np.zeros((k, k))
             for pred in binned.values():
                 np.add.at(matrix, (gold, np.asarray(pred).astype(int)), 1)
-            uniform = (1.0 - np.eye(k)) / (k - 1)
-            distance, top = spread(target_shares(matrix, uniform), matrix.sum(axis=1))
+            distance, top = spread(target_shares(matrix, uniform_targets(k)), matrix.sum(axis=1))
             wrong = matrix.sum() - np.trace(matrix)
             gap = np.abs(np.subtract.outer(np.arange(k), np.arange(k)))
             near = matrix[gap == 1].sum() / wrong * 100 if wrong and scored.labels is None else None
@@ -969,11 +963,7 @@ def targets_section(args, studies, scored_sets, figures: Figures) -> list[str]:
         "rows weighed by their examples.",
         *baseline_errors(args, scored_sets, studies),
     ]
-    tat_units = [
-        u for st in studies.values() for seeds in st.values() for u in seeds.values()
-        if u.tallies
-    ]  # fmt: skip
-    if not tat_units:
+    if not any(u.tallies for st in studies.values() for s in st.values() for u in s.values()):
         return lines + ["", "No unit recorded TAT's training confusion tallies yet."]
     lines += [
         "",
@@ -1000,7 +990,7 @@ def targets_section(args, studies, scored_sets, figures: Figures) -> list[str]:
             if any(flag in unit.command.split() for flag in TAT_RULE_FLAGS):
                 skipped.append(unit.name)
                 continue
-            shares = (1.0 - np.eye(k)) / (k - 1)
+            shares = uniform_targets(k)
             for epoch in sorted(unit.tallies):
                 _, tally = unit.tallies[epoch]
                 if unit.oracle is not None:

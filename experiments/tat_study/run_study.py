@@ -81,7 +81,7 @@ def load_grid(path: Path) -> dict:
 # Which checkpoint a study's unit is scored with: the epoch with the best in-domain dev
 # score (its dev set then both selects and reports), or the last epoch (the dev set is
 # never used for selection: the studies whose only labelled evaluation set is their dev set).
-CHECKPOINTS = {"best": "the best epoch on the in-domain dev set", "last": "the last epoch"}
+CHECKPOINTS = ("best", "last")
 
 
 def units(grid: dict) -> list[tuple[str, str, str, int]]:
@@ -95,6 +95,12 @@ def units(grid: dict) -> list[tuple[str, str, str, int]]:
                     if name not in [u[0] for u in out]:
                         out.append((name, study, method, int(seed)))
     return out
+
+
+def train_args(grid: dict, study: str, flags: list[str], seed: int) -> list[str]:
+    """A unit's train.py flags, but for where it writes: the grid's, the method's, the seed."""
+    return [*map(str, grid["common"]), *map(str, grid["studies"][study]["train"]),
+            *flags, "--seed", str(seed), "--adv_seed", str(seed)]  # fmt: skip
 
 
 def git(code_dir: Path, *args: str) -> str:
@@ -174,8 +180,7 @@ def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) ->
     if run_dir.exists() and not (resumable and step_folders(run_dir)):
         shutil.rmtree(run_dir)  # nothing to resume from: the unit starts again from scratch
     py = args.python
-    train_cmd = [py, "train.py", *map(str, grid["common"]), *map(str, spec["train"]),
-                 *flags, "--seed", str(seed), "--adv_seed", str(seed),
+    train_cmd = [py, "train.py", *train_args(grid, study, flags, seed),
                  "--output_dir", str(run_dir), "--progress", "false"]  # fmt: skip
     if resumable:  # cut off, the unit resumes from its newest checkpoint (bit for bit)
         train_cmd += ["--save_every", str(args.save_every)]
