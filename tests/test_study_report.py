@@ -39,6 +39,8 @@ WRONG_ON = {  # (method, seed) -> examples it gets wrong
     ("tat", 2): range(18, 20),  # 90%
     ("tat_oracle", 1): range(0),  # 100%
     ("tat_uniform", 1): range(0, 2),  # 90%
+    ("tat_mtdnn", 1): range(0, 4),  # 80%
+    ("tat_mtdnn_attack", 1): range(0, 1),  # 95%
 }
 CURVES = {("none", 1): [40, 50], ("none", 2): [70, 75], ("tat", 1): [90, 100], ("tat", 2): [85, 90]}
 WALL = {("none", 1): 100.0, ("none", 2): 110.0, ("tat", 1): 300.0, ("tat", 2): 330.0}
@@ -402,3 +404,13 @@ def test_targeting_ablated_is_tat_against_tat_uniform_on_the_paired_seed(tmp_pat
         "| mnli | mnli_dev_matched | 95.00 ± 7.07 | 90.00 ± n/a | +10.00 (s1 +10.00) |"
     )
     assert "No `tat_oracle` units: not run yet." in text
+
+
+def test_mtdnn_recipe_pointed_by_the_gradient_against_its_random_direction(tmp_path):
+    units = [mnli_unit("tat_mtdnn", 1), mnli_unit("tat_mtdnn_attack", 1)]
+    text = section(run(tmp_path, units, *NO_FIGURES), 3)
+    pointed = text[text.index("### `tat_mtdnn_attack` against `tat_mtdnn`") :]
+    assert row(pointed, "mnli | mnli_dev_matched").startswith(
+        "| mnli | mnli_dev_matched | 95.00 ± n/a | 80.00 ± n/a | +15.00 (s1 +15.00) |"
+    )
+    assert "No `tat` units: not run yet." in text

@@ -15,8 +15,10 @@ run_study.py) and writes ``--out/report.md`` with PNG figures in
 2. The same for the binary tasks, where TAT equals targeted gold-loss ascent. A
    study lands here when every classification set it trains on (the sets in its
    training history) has two labels; its regression sets stay in section 1.
-3. ``tat_oracle`` against ``tat``, and ``tat`` against ``tat_uniform`` (TAT with
-   uniform targets), when such units exist.
+3. ``tat_oracle`` against ``tat``, ``tat`` against ``tat_uniform`` (TAT with
+   uniform targets), and ``tat_mtdnn_attack`` against ``tat_mtdnn`` (mt-dnn's
+   perturbation pointed by the gradient, or in its code's random direction), when
+   such units exist.
 4. Confusion matrices of the baseline and ``tat`` on the held-out set (Figure 1).
 5. Accuracy by difficulty bucket on the held-out set (Figure 2).
 6. Learning curves on the held-out set.
@@ -55,6 +57,8 @@ from data_utils.atomic import atomic_write  # noqa: E402
 METHODS = ("none", "smart", "tat", "freelb", "r3f", "random")  # the study's methods, in order
 ORACLE = "tat_oracle"
 UNIFORM = "tat_uniform"  # TAT with uniform targets: targeting ablated
+MTDNN = "tat_mtdnn"  # what mt-dnn's code did: a large perturbation in a random direction
+MTDNN_ATTACK = "tat_mtdnn_attack"  # the same size, pointed by the gradient
 MIN_SEEDS = 3
 FIGURE_PREFIXES = ("confusion_", "difficulty_", "curves_", "targets_")
 PROXY_SENTENCE = (
@@ -800,26 +804,38 @@ def pair_table(studies, scored_sets, comparer: Comparer, method: str, ref: str) 
     return table(header, rows)
 
 
+# Section 3's pairs: (method, reference, what the comparison isolates).
+TARGETING_PAIRS = (
+    (
+        ORACLE,
+        "tat",
+        "e fixed to the same seed's standard model's confusion matrix on the "
+        "in-domain dev set, against e tallied online.",
+    ),
+    (
+        "tat",
+        UNIFORM,
+        "TAT against TAT with every wrong label (bin) equally likely as its "
+        "target: the effect of targeting itself, everything else equal.",
+    ),
+    (
+        MTDNN_ATTACK,
+        MTDNN,
+        "Both perturb the embedding block's post-LayerNorm output at about "
+        "the same size. `tat_mtdnn` is what mt-dnn's code did: the noise swamps the gradient, so "
+        "the direction is random. `tat_mtdnn_attack` points it by the gradient. The difference is "
+        "the adversarial direction's, at that size.",
+    ),
+)
+
+
 def oracle_section(studies, scored_sets, comparer: Comparer) -> list[str]:
-    """Section 3: TAT's e from the standard model (oracle), and TAT without targeting."""
-    return [
-        "",
-        "## 3. TAT's targeting: the oracle, and targeting ablated",
-        "",
-        f"### `{ORACLE}` against `tat`",
-        "",
-        "e fixed to the same seed's standard model's confusion matrix on the in-domain dev "
-        "set, against e tallied online.",
-        "",
-        *pair_table(studies, scored_sets, comparer, ORACLE, "tat"),
-        "",
-        f"### `tat` against `{UNIFORM}`",
-        "",
-        "TAT against TAT with every wrong label (bin) equally likely as its target: the "
-        "effect of targeting itself, everything else equal.",
-        "",
-        *pair_table(studies, scored_sets, comparer, "tat", UNIFORM),
-    ]
+    """Section 3: the oracle's e, targeting ablated, and mt-dnn's recipe pointed or not."""
+    lines = ["", "## 3. TAT's targeting: the oracle, targeting ablated, mt-dnn's direction"]
+    for method, ref, blurb in TARGETING_PAIRS:
+        lines += ["", f"### `{method}` against `{ref}`", "", blurb, ""]
+        lines += pair_table(studies, scored_sets, comparer, method, ref)
+    return lines
 
 
 # Flags under which e is not the previous epoch's tally, row-normalised, as rebuilt below.
