@@ -26,6 +26,10 @@ run_study.py) and writes ``--out/report.md`` with PNG figures in
 8. What TAT targeted: per TAT unit and epoch, how the targets it sampled were
    spread over the wrong labels (from its recorded training confusion tallies),
    and how far that is from a uniformly drawn wrong label.
+9. The sweep: each method's other settings (``<method>_*`` units, such as
+   ``tat_eps0.1``) against its defaults on the in-domain set only, with the train.py
+   flags each one changes, and whether any is ahead (only then would it replace
+   the defaults).
 
 Predictions are aligned across units by uid, and every metric is recomputed from
 the committed gold and predictions with stats.py, so the means and the
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -783,7 +788,8 @@ def render(args, studies: dict[str, Study], figures: Figures) -> list[str]:
     lines += oracle_section(studies, scored_sets, comparer)
     lines += heldout_sections(args, studies, scored_sets, figures)
     lines += wall_section(studies, args.baseline)
-    return lines + targets_section(args, studies, scored_sets, figures)
+    lines += targets_section(args, studies, scored_sets, figures)
+    return lines + sweep_section(studies, scored_sets, comparer)
 
 
 def pair_table(studies, scored_sets, comparer: Comparer, method: str, ref: str) -> list[str]:
@@ -1033,6 +1039,90 @@ def targets_section(args, studies, scored_sets, figures: Figures) -> list[str]:
                 f"Not rebuilt (their command changes how e is made): {', '.join(skipped)}.",
             ]
     return lines
+
+
+# --- section 9: the sweep ----------------------------------------------------
+
+RUN_FLAGS = ("--output_dir", "--seed", "--adv_seed")  # where and which seed, not how
+
+
+def flag_values(command: str) -> dict[str, str]:
+    """A train.py command's flags, each with its value ('' for a bare flag)."""
+    flags: dict[str, list[str]] = {}
+    current = None
+    for token in shlex.split(command):
+        if token.startswith("--"):
+            current = token
+            flags[current] = []
+        elif current is not None:
+            flags[current].append(token)
+    return {flag: " ".join(values) for flag, values in flags.items() if flag not in RUN_FLAGS}
+
+
+def changed_flags(unit: Unit, default: Unit) -> str:
+    """The flags ``unit``'s command sets differently from ``default``'s."""
+    mine, theirs = flag_values(unit.command), flag_values(default.command)
+    changed = [f"{f} {v}".strip() for f, v in mine.items() if theirs.get(f) != v]
+    changed += [f"{f} (removed)" for f in theirs if f not in mine]
+    return " ".join(changed) or "nothing"
+
+
+def settings_of(study: Study, base: str) -> list[str]:
+    """The study's other settings of ``base``: its ``base_*`` units, the oracle aside."""
+    return sorted(m for m in study if m.startswith(f"{base}_") and m != ORACLE)
+
+
+def sweep_table(study: Study, scored: Scored, base: str, comparer: Comparer) -> list[str]:
+    default = study[base][min(study[base])]
+    rows = [[f"{base} (defaults)", "—", str(len(scored.values[base])),
+             mean_std_text(scored.values[base]), "—", "—", "—"]]  # fmt: skip
+    ahead = []
+    for name in settings_of(study, base):
+        if name not in scored.values:
+            continue
+        unit = study[name][min(study[name])]
+        cells = comparer.cells(scored, name, base)
+        rows.append([name, f"`{changed_flags(unit, default)}`", str(len(scored.values[name])),
+                     mean_std_text(scored.values[name]), *cells])  # fmt: skip
+        ahead += [name] if cells[-1] == "ahead" else []
+    header = ["setting", "changes", "seeds", "mean ± std", "Δ vs defaults, per seed", "95% CI",
+              "verdict"]  # fmt: skip
+    verdict = (
+        f"Ahead of the defaults: {', '.join(f'`{a}`' for a in ahead)}."
+        if ahead
+        else "No setting is ahead of the defaults: the defaults stand."
+    )
+    return [*table(header, rows), "", verdict]
+
+
+def sweep_section(studies, scored_sets, comparer: Comparer) -> list[str]:
+    """Section 9: each method's other settings against its defaults, in-domain only."""
+    lines = [
+        "",
+        "## 9. The sweep: each method's settings on the in-domain set",
+        "",
+        "Each setting of a method against the method's defaults, paired by seed, on the "
+        "in-domain set only: the zero-shot sets never choose a setting. `changes`: the "
+        "train.py flags it sets differently from the defaults' unit. A study scored at its "
+        "last epoch has no set to choose on (its dev set is its only labelled set) and is "
+        "left out.",
+    ]
+    blocks = []
+    for study_name, study in studies.items():
+        if any(u.checkpoint != "best" for seeds in study.values() for u in seeds.values()):
+            continue
+        for set_name in in_domain(study):
+            scored = scored_sets.get(study_name, {}).get(set_name)
+            if scored is None:
+                continue
+            for base in METHODS:
+                if base not in scored.values or not any(
+                    m in scored.values for m in settings_of(study, base)
+                ):
+                    continue
+                heading = f"### `{study_name}` / `{set_name}`: `{base}`, {scored.metric}"
+                blocks += ["", heading, "", *sweep_table(study, scored, base, comparer)]
+    return lines + (blocks or ["", "No method has a setting besides its defaults yet."])
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
