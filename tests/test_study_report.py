@@ -441,10 +441,13 @@ def test_sweep_judges_each_setting_against_its_defaults_on_the_in_domain_set(tmp
         record["checkpoint"] = "last"  # no model-selection set: not swept
     text = section(run(tmp_path, units + stsb, *NO_FIGURES), 9)
     tat = block(text, "`mnli` / `mnli_dev_matched`: `tat`")
-    assert row(tat, "tat (defaults)") == "| tat (defaults) | — | 2 | 95.00 ± 7.07 | — | — | — |"
+    assert (
+        row(tat, "tat (defaults)")
+        == "| tat (defaults) | abcdef1 | — | 2 | 95.00 ± 7.07 | — | — | — |"
+    )
     # paired with tat seed 1 (100%) only; the seed and output flags are not changes
     assert row(tat, "tat_eps0.1").startswith(
-        "| tat_eps0.1 | `--adv_epsilon 0.1 --adv_step_size 1.0` | 1 | 85.00 ± n/a "
+        "| tat_eps0.1 | abcdef1 | `--adv_epsilon 0.1 --adv_step_size 1.0` | 1 | 85.00 ± n/a "
         "| -15.00 (s1 -15.00) |"
     )
     assert "No setting is ahead of the defaults: the defaults stand." in tat

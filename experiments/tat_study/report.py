@@ -1043,7 +1043,8 @@ def targets_section(args, studies, scored_sets, figures: Figures) -> list[str]:
 
 # --- section 9: the sweep ----------------------------------------------------
 
-RUN_FLAGS = ("--output_dir", "--seed", "--adv_seed")  # where and which seed, not how
+# Where a unit ran, its seed and its checkpoint cadence (resume is exact): not how it trained.
+RUN_FLAGS = ("--output_dir", "--seed", "--adv_seed", "--save_every")
 
 
 def flag_values(command: str) -> dict[str, str]:
@@ -1074,7 +1075,7 @@ def settings_of(study: Study, base: str) -> list[str]:
 
 def sweep_table(study: Study, scored: Scored, base: str, comparer: Comparer) -> list[str]:
     default = study[base][min(study[base])]
-    rows = [[f"{base} (defaults)", "—", str(len(scored.values[base])),
+    rows = [[f"{base} (defaults)", default.commit[:7], "—", str(len(scored.values[base])),
              mean_std_text(scored.values[base]), "—", "—", "—"]]  # fmt: skip
     ahead = []
     for name in settings_of(study, base):
@@ -1082,10 +1083,11 @@ def sweep_table(study: Study, scored: Scored, base: str, comparer: Comparer) -> 
             continue
         unit = study[name][min(study[name])]
         cells = comparer.cells(scored, name, base)
-        rows.append([name, f"`{changed_flags(unit, default)}`", str(len(scored.values[name])),
-                     mean_std_text(scored.values[name]), *cells])  # fmt: skip
+        rows.append([name, unit.commit[:7], f"`{changed_flags(unit, default)}`",
+                     str(len(scored.values[name])), mean_std_text(scored.values[name]),
+                     *cells])  # fmt: skip
         ahead += [name] if cells[-1] == "ahead" else []
-    header = ["setting", "changes", "seeds", "mean ± std", "Δ vs defaults, per seed", "95% CI",
+    header = ["setting", "code", "changes", "seeds", "mean ± std", "Δ vs defaults, per seed", "95% CI",
               "verdict"]  # fmt: skip
     verdict = (
         f"Ahead of the defaults: {', '.join(f'`{a}`' for a in ahead)}."
@@ -1103,9 +1105,10 @@ def sweep_section(studies, scored_sets, comparer: Comparer) -> list[str]:
         "",
         "Each setting of a method against the method's defaults, paired by seed, on the "
         "in-domain set only: the zero-shot sets never choose a setting. `changes`: the "
-        "train.py flags it sets differently from the defaults' unit. A study scored at its "
-        "last epoch has no set to choose on (its dev set is its only labelled set) and is "
-        "left out.",
+        "train.py flags it sets differently from the defaults' unit (when the two ran on "
+        "different code, a flag only the newer code has shows up too). A study scored at "
+        "its last epoch has no set to choose on (its dev set is its only labelled set) and "
+        "is left out.",
     ]
     blocks = []
     for study_name, study in studies.items():
