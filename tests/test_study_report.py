@@ -203,7 +203,7 @@ def test_oracle_is_compared_with_tat_on_the_paired_seed(full):
     # tat_oracle has seed 1 only: 100 against tat's seed 1, also 100.
     assert row(section(full[0], 3), "mnli | mnli_dev_matched") == (
         "| mnli | mnli_dev_matched | 100.00 ± n/a | 95.00 ± 7.07 | +0.00 (s1 +0.00) "
-        "| [+0.00, +0.00] | no difference |"
+        "| [+0.00, +0.00] | no difference | 100.0 |"
     )
 
 
@@ -416,6 +416,8 @@ def test_mtdnn_recipe_pointed_by_the_gradient_against_its_random_direction(tmp_p
     assert row(pointed, "mnli | mnli_dev_matched").startswith(
         "| mnli | mnli_dev_matched | 95.00 ± n/a | 80.00 ± n/a | +15.00 (s1 +15.00) |"
     )
+    # both miss example 0 the same way; only tat_mtdnn misses 1-3: 17 of 20 alike
+    assert row(pointed, "mnli | mnli_dev_matched").endswith("| 85.0 |")
     assert "No `tat` units: not run yet." in text
 
 
@@ -460,3 +462,20 @@ def test_sweep_judges_each_setting_against_its_defaults_on_the_in_domain_set(tmp
 def test_sweep_says_when_no_method_has_other_settings(tmp_path):
     text = section(run(tmp_path, [mnli_unit("none", 1), mnli_unit("tat", 1)], *NO_FIGURES), 9)
     assert "No method has a setting besides its defaults yet." in text
+
+
+def test_agreement_is_the_share_of_same_predictions_with_the_same_seed(tmp_path):
+    units = [mnli_unit(m, s) for m, s in [("none", 1), ("none", 2), ("tat", 1), ("tat", 2)]]
+    units.append(mnli_unit("smart", 1))
+    units.append(unit("stsb", "none", 1, {"stsb_dev": eval_set(None, [1.0, 2.0], [1.0, 2.0])}))
+    text = section(run(tmp_path, units, *NO_FIGURES), 10)
+    vs_none = block(text, "Study `mnli`: against `none`")
+    assert vs_none.splitlines()[2] == "| method | mnli_dev_matched | scitail_test |"
+    # seed 1: none misses 0-9, tat none: 10 of 20 alike; seed 2: none misses 0-4, tat
+    # 18-19: 13 of 20. SciTail: tat predicts [0, 1, 0, 0], the others [0, 0, 0, 0].
+    assert row(vs_none, "tat") == "| tat | 57.5 | 75.0 |"
+    assert row(vs_none, "smart") == "| smart | 100.0 | 100.0 |"
+    vs_smart = block(text, "Study `mnli`: against `smart`")
+    assert row(vs_smart, "tat") == "| tat | 50.0 | 75.0 |"  # seed 1 only
+    assert row(vs_smart, "none") == "| none | 100.0 | 100.0 |"
+    assert "stsb" not in text  # regression: no labels to agree on

@@ -30,6 +30,10 @@ run_study.py) and writes ``--out/report.md`` with PNG figures in
    ``tat_eps0.1``) against its defaults on the in-domain set only, with the train.py
    flags each one changes, and whether any is ahead (only then would it replace
    the defaults).
+10. Agreement: on each classification set, the share of examples on which a
+    method predicts the same label as the baseline (and as ``--strong_baseline``)
+    trained with the same seed: whether two methods differ at all, which equal
+    accuracies do not show.
 
 Predictions are aligned across units by uid, and every metric is recomputed from
 the committed gold and predictions with stats.py, so the means and the
@@ -789,7 +793,8 @@ def render(args, studies: dict[str, Study], figures: Figures) -> list[str]:
     lines += heldout_sections(args, studies, scored_sets, figures)
     lines += wall_section(studies, args.baseline)
     lines += targets_section(args, studies, scored_sets, figures)
-    return lines + sweep_section(studies, scored_sets, comparer)
+    lines += sweep_section(studies, scored_sets, comparer)
+    return lines + agreement_section(args, scored_sets)
 
 
 def pair_table(studies, scored_sets, comparer: Comparer, method: str, ref: str) -> list[str]:
@@ -798,15 +803,18 @@ def pair_table(studies, scored_sets, comparer: Comparer, method: str, ref: str) 
     for study_name, sets in scored_sets.items():
         for name, scored in sets.items():
             if method in scored.values and ref in scored.values:
+                same = agreement(scored, method, ref) if scored.labels is not None else None
                 rows.append([
                     study_name, name, mean_std_text(scored.values[method]),
                     mean_std_text(scored.values[ref]), *comparer.cells(scored, method, ref),
+                    "—" if same is None else f"{same:.1f}",
                 ])  # fmt: skip
     if not any(method in st for st in studies.values()):
         return [f"No `{method}` units: not run yet."]
     if not rows:
         return [f"`{method}` units exist but no set has both it and `{ref}` yet."]
-    header = ["study", "set", method, ref, f"Δ {method} − {ref}, per seed", "95% CI", "verdict"]
+    header = ["study", "set", method, ref, f"Δ {method} − {ref}, per seed", "95% CI", "verdict",
+              "same predictions, %"]  # fmt: skip
     return table(header, rows)
 
 
@@ -1126,6 +1134,48 @@ def sweep_section(studies, scored_sets, comparer: Comparer) -> list[str]:
                 heading = f"### `{study_name}` / `{set_name}`: `{base}`, {scored.metric}"
                 blocks += ["", heading, "", *sweep_table(study, scored, base, comparer)]
     return lines + (blocks or ["", "No method has a setting besides its defaults yet."])
+
+
+# --- section 10: agreement ---------------------------------------------------
+
+
+def agreement(scored: Scored, method: str, ref: str) -> float | None:
+    """% of examples where ``method`` predicts as ``ref`` does, averaged over paired seeds."""
+    seeds = sorted(scored.preds.get(method, {}).keys() & scored.preds.get(ref, {}).keys())
+    if not seeds:
+        return None
+    same = [np.mean(scored.preds[method][s] == scored.preds[ref][s]) for s in seeds]
+    return 100.0 * float(np.mean(same))
+
+
+def agreement_section(args, scored_sets: dict[str, dict[str, Scored]]) -> list[str]:
+    """Section 10: how often each method predicts what each reference predicts."""
+    lines = [
+        "",
+        "## 10. Agreement: the same predictions as the reference",
+        "",
+        "% of examples on which a method predicts the same label as the reference trained "
+        "with the same seed, averaged over the seeds both have (—: no common seed). Two "
+        "methods with equal accuracy may still predict differently; near 100 they are the "
+        "same model. Regression sets are left out.",
+    ]
+    refs = list(dict.fromkeys([args.baseline, args.strong_baseline]))
+    found = False
+    for study_name, sets in scored_sets.items():
+        labelled = {name: sc for name, sc in sets.items() if sc.labels is not None}
+        present = {m for sc in labelled.values() for m in sc.preds}
+        methods = ordered(present) + ([ORACLE] if ORACLE in present else [])
+        for ref in refs:
+            if not any(ref in sc.preds for sc in labelled.values()):
+                continue
+            found = True
+            rows = []
+            for method in (m for m in methods if m != ref):
+                shares = [agreement(sc, method, ref) for sc in labelled.values()]
+                rows.append([method, *("—" if a is None else f"{a:.1f}" for a in shares)])
+            lines += ["", f"### Study `{study_name}`: against `{ref}`", ""]
+            lines += table(["method", *labelled], rows)
+    return lines + ([] if found else ["", "No classification set has a reference yet."])
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
