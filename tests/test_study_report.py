@@ -44,6 +44,7 @@ WRONG_ON = {  # (method, seed) -> examples it gets wrong
     ("tat_eps0.1", 1): range(0, 3),  # 85%
     ("smart", 1): range(0, 10),  # 50%
     ("smart_alpha3", 1): range(0),  # 100%
+    ("smart_eps0.1", 1): range(0, 5),  # 75%
 }
 CURVES = {("none", 1): [40, 50], ("none", 2): [70, 75], ("tat", 1): [90, 100], ("tat", 2): [85, 90]}
 WALL = {("none", 1): 100.0, ("none", 2): 110.0, ("tat", 1): 300.0, ("tat", 2): 330.0}
@@ -479,3 +480,15 @@ def test_agreement_is_the_share_of_same_predictions_with_the_same_seed(tmp_path)
     assert row(vs_smart, "tat") == "| tat | 50.0 | 75.0 |"  # seed 1 only
     assert row(vs_smart, "none") == "| none | 100.0 | 100.0 |"
     assert "stsb" not in text  # regression: no labels to agree on
+
+
+def test_tat_against_smart_at_each_setting_both_ran(tmp_path):
+    units = [mnli_unit(m, 1) for m in ("tat_eps0.1", "smart_eps0.1", "smart_alpha3")]
+    text = section(run(tmp_path, units, *NO_FIGURES), 3)
+    pair = block(text, "`tat_eps0.1` against `smart_eps0.1`")
+    # tat_eps0.1 misses 0-2, smart_eps0.1 0-4: +10 points, 18 of 20 predicted alike
+    assert row(pair, "mnli | mnli_dev_matched").startswith(
+        "| mnli | mnli_dev_matched | 85.00 ± n/a | 75.00 ± n/a | +10.00 (s1 +10.00) |"
+    )
+    assert row(pair, "mnli | mnli_dev_matched").endswith("| 90.0 |")
+    assert "smart_alpha3`" not in text  # no tat_alpha3: no pair

@@ -17,8 +17,9 @@ run_study.py) and writes ``--out/report.md`` with PNG figures in
    training history) has two labels; its regression sets stay in section 1.
 3. ``tat_oracle`` against ``tat``, ``tat`` against ``tat_uniform`` (TAT with
    uniform targets), and ``tat_mtdnn_attack`` against ``tat_mtdnn`` (mt-dnn's
-   perturbation pointed by the gradient, or in its code's random direction), when
-   such units exist.
+   perturbation pointed by the gradient, or in its code's random direction), and
+   ``tat_<setting>`` against ``smart_<setting>`` for every sweep setting both ran,
+   when such units exist.
 4. Confusion matrices of the baseline and ``tat`` on the held-out set (Figure 1).
 5. Accuracy by difficulty bucket on the held-out set (Figure 2).
 6. Learning curves on the held-out set.
@@ -69,6 +70,7 @@ UNIFORM = "tat_uniform"  # TAT with uniform targets: targeting ablated
 MTDNN = "tat_mtdnn"  # what mt-dnn's code did: a large perturbation in a random direction
 MTDNN_ATTACK = "tat_mtdnn_attack"  # the same size, pointed by the gradient
 MIN_SEEDS = 3
+LEGEND_COLUMNS = 6
 FIGURE_PREFIXES = ("confusion_", "difficulty_", "curves_", "targets_")
 PROXY_SENTENCE = (
     "The difficulty column is `number of correct responses (out of 100)` of the MNLI "
@@ -565,6 +567,9 @@ def difficulty_section(
     fig = new_figure(max(6.0, 1.6 * len(labels) + 2), 4.2)
     ax = fig.add_subplot()
     width = 0.8 / len(methods)
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10" if len(methods) <= 10 else "tab20"]  # no colour twice
     for j, method in enumerate(methods):
         heights = [np.nan if b.accuracy is None else b.accuracy for b in buckets[method]]
         ax.bar(
@@ -572,6 +577,7 @@ def difficulty_section(
             heights,
             width,
             label=method,
+            color=palette(j),
         )
     ax.set_xticks(
         range(len(labels)), labels=[f"{lab}\nn={n}" for lab, n in zip(labels, counts, strict=True)]
@@ -579,7 +585,13 @@ def difficulty_section(
     ax.set_xlabel("number of correct responses out of 100 (model-agreement proxy)")
     ax.set_ylabel("accuracy (%), mean over seeds")
     ax.set_ylim(0, 100)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(methods), frameon=False)
+    # at most LEGEND_COLUMNS per row: with many sweep settings one row is wider than the figure
+    ax.legend(
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        ncol=min(len(methods), LEGEND_COLUMNS),
+        frameon=False,
+    )
     image_line = figures.save(
         fig, f"difficulty_{study_name}.png", f"Figure 2: accuracy by difficulty on {scored.name}"
     )
@@ -849,6 +861,13 @@ def oracle_section(studies, scored_sets, comparer: Comparer) -> list[str]:
     for method, ref, blurb in TARGETING_PAIRS:
         lines += ["", f"### `{method}` against `{ref}`", "", blurb, ""]
         lines += pair_table(studies, scored_sets, comparer, method, ref)
+    present = {m for study in studies.values() for m in study}
+    for setting in sorted(m.removeprefix("tat_") for m in present if m.startswith("tat_")):
+        if f"smart_{setting}" in present:
+            method, ref = f"tat_{setting}", f"smart_{setting}"
+            lines += ["", f"### `{method}` against `{ref}`", ""]
+            lines += ["TAT against SMART with the same changed setting, paired by seed.", ""]
+            lines += pair_table(studies, scored_sets, comparer, method, ref)
     return lines
 
 
