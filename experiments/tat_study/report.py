@@ -260,9 +260,14 @@ def in_domain(study: Study) -> list[str]:
     return names
 
 
+def checkpoint_rules(study: Study) -> set[str]:
+    """Which checkpoints the study's units were scored with: {"best"}, {"last"} or both."""
+    return {u.checkpoint for seeds in study.values() for u in seeds.values()}
+
+
 def in_domain_role(study: Study) -> str:
     """How the in-domain set was used: to select the scored epoch, or (last epoch) not at all."""
-    rules = {u.checkpoint for seeds in study.values() for u in seeds.values()}
+    rules = checkpoint_rules(study)
     if rules == {"last"}:
         return "in-domain (last epoch scored, no model selection)"
     if rules == {"best"}:
@@ -1114,8 +1119,8 @@ def sweep_table(study: Study, scored: Scored, base: str, comparer: Comparer) -> 
                      str(len(scored.values[name])), mean_std_text(scored.values[name]),
                      *cells])  # fmt: skip
         ahead += [name] if cells[-1] == "ahead" else []
-    header = ["setting", "code", "changes", "seeds", "mean ± std", "Δ vs defaults, per seed", "95% CI",
-              "verdict"]  # fmt: skip
+    header = ["setting", "code", "changes", "seeds", "mean ± std", "Δ vs defaults, per seed",
+              "95% CI", "verdict"]  # fmt: skip
     verdict = (
         f"Ahead of the defaults: {', '.join(f'`{a}`' for a in ahead)}."
         if ahead
@@ -1139,7 +1144,7 @@ def sweep_section(studies, scored_sets, comparer: Comparer) -> list[str]:
     ]
     blocks = []
     for study_name, study in studies.items():
-        if any(u.checkpoint != "best" for seeds in study.values() for u in seeds.values()):
+        if checkpoint_rules(study) != {"best"}:
             continue
         for set_name in in_domain(study):
             scored = scored_sets.get(study_name, {}).get(set_name)
