@@ -492,3 +492,16 @@ def test_tat_against_smart_at_each_setting_both_ran(tmp_path):
     )
     assert row(pair, "mnli | mnli_dev_matched").endswith("| 90.0 |")
     assert "smart_alpha3`" not in text  # no tat_alpha3: no pair
+
+
+def test_a_command_that_cannot_be_parsed_is_an_error_naming_the_unit(tmp_path, capsys):
+    units = [
+        with_command(mnli_unit("tat", 1), "--adv tat"),
+        with_command(mnli_unit("tat_eps0.1", 1), "--adv tat --note 'unclosed"),
+    ]
+    results = write_units(tmp_path / "results", units)
+    argv = ["--results", str(results), "--out", str(tmp_path / "out"), *BOOTSTRAP, *NO_FIGURES]
+    assert report.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "mnli-tat_eps0.1-s1" in err and "cannot read its command" in err
+    assert not (tmp_path / "out" / "report.md").exists()

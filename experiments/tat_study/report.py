@@ -1094,7 +1094,12 @@ def flag_values(command: str) -> dict[str, str]:
 
 def changed_flags(unit: Unit, default: Unit) -> str:
     """The flags ``unit``'s command sets differently from ``default``'s."""
-    mine, theirs = flag_values(unit.command), flag_values(default.command)
+    try:
+        mine, theirs = flag_values(unit.command), flag_values(default.command)
+    except ValueError as exc:  # shlex: an unbalanced quote in a hand-edited results file
+        raise ReportError(
+            f"unit {unit.name} or {default.name}: cannot read its command: {exc}"
+        ) from exc
     changed = [f"{f} {v}".strip() for f, v in mine.items() if theirs.get(f) != v]
     changed += [f"{f} (removed)" for f in theirs if f not in mine]
     return " ".join(changed) or "nothing"
