@@ -494,6 +494,23 @@ def test_tat_against_smart_at_each_setting_both_ran(tmp_path):
     assert "smart_alpha3`" not in text  # no tat_alpha3: no pair
 
 
+def test_tat_against_smart_is_drawn_for_every_setting_both_ran(tmp_path):
+    units = [mnli_unit(m, 1) for m in ("tat", "smart", "tat_eps0.1", "smart_eps0.1")]
+    text = section(run(tmp_path, units, *NO_FIGURES), 3)
+    forest = block(text, "TAT against SMART, every setting at once")
+    assert "(figures/tat_vs_smart.png)" in forest
+    assert_png(tmp_path / "out" / "figures" / "tat_vs_smart.png")
+
+
+def test_without_a_tat_and_smart_pair_there_is_no_forest_and_an_old_one_goes(tmp_path):
+    figures = tmp_path / "out" / "figures"
+    figures.mkdir(parents=True)
+    (figures / "tat_vs_smart.png").write_bytes(PNG_MAGIC)  # from an earlier, fuller run
+    text = run(tmp_path, [mnli_unit("tat", 1), mnli_unit("smart_eps0.1", 1)], *NO_FIGURES)
+    assert "every setting at once" not in text
+    assert not (figures / "tat_vs_smart.png").exists()
+
+
 def test_a_command_that_cannot_be_parsed_is_an_error_naming_the_unit(tmp_path, capsys):
     units = [
         with_command(mnli_unit("tat", 1), "--adv tat"),

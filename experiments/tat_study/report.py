@@ -71,7 +71,7 @@ MTDNN = "tat_mtdnn"  # what mt-dnn's code did: a large perturbation in a random 
 MTDNN_ATTACK = "tat_mtdnn_attack"  # the same size, pointed by the gradient
 MIN_SEEDS = 3
 LEGEND_COLUMNS = 6
-FIGURE_PREFIXES = ("confusion_", "difficulty_", "curves_", "targets_")
+FIGURE_PREFIXES = ("confusion_", "difficulty_", "curves_", "targets_", "tat_vs_smart")
 PROXY_SENTENCE = (
     "The difficulty column is `number of correct responses (out of 100)` of the MNLI "
     "dev file: how many of 100 fine-tuned BERT runs got the example right. It is a "
@@ -366,20 +366,31 @@ def mean_std_text(values: dict[int, float]) -> str:
     return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f} ± n/a"
 
 
+@dataclass
+class Difference:
+    """One method minus another on one set: per-seed Δ, their mean, the bootstrap interval."""
+
+    per_seed: dict[int, float]
+    mean: float
+    low: float
+    high: float
+
+    @property
+    def verdict(self) -> str:
+        return stats.verdict(self.low, self.high)
+
+
 class Comparer:
     """Table cells comparing two methods on one set: per-seed Δ, bootstrap CI, verdict."""
 
     def __init__(self, n_resamples: int, seed: int):
         self.n_resamples, self.seed = n_resamples, seed
 
-    def cells(self, scored: Scored, method: str, ref: str) -> list[str]:
-        if method == ref:
-            return ["—", "—", "—"]
-        if ref not in scored.values:
-            return ["not run yet", "—", "—"]
-        diffs = stats.paired_differences(scored.values[method], scored.values[ref])
+    def compare(self, scored: Scored, method: str, ref: str) -> Difference | None:
+        """``method`` minus ``ref`` over the seeds both ran; None when they share none."""
+        diffs = stats.paired_differences(scored.values[method], scored.values.get(ref, {}))
         if not diffs:
-            return ["no common seed", "—", "—"]
+            return None
         seeds = list(diffs)
         ci = stats.paired_bootstrap(
             scored.gold,
@@ -389,12 +400,21 @@ class Comparer:
             n_resamples=self.n_resamples,
             seed=self.seed,
         )
-        per_seed = ", ".join(f"s{s} {d:+.2f}" for s, d in diffs.items())
-        mean = float(np.mean(list(diffs.values())))
+        return Difference(diffs, float(np.mean(list(diffs.values()))), ci.low, ci.high)
+
+    def cells(self, scored: Scored, method: str, ref: str) -> list[str]:
+        if method == ref:
+            return ["—", "—", "—"]
+        if ref not in scored.values:
+            return ["not run yet", "—", "—"]
+        diff = self.compare(scored, method, ref)
+        if diff is None:
+            return ["no common seed", "—", "—"]
+        per_seed = ", ".join(f"s{s} {d:+.2f}" for s, d in diff.per_seed.items())
         return [
-            f"{mean:+.2f} ({per_seed})",
-            f"[{ci.low:+.2f}, {ci.high:+.2f}]",
-            stats.verdict(ci.low, ci.high),
+            f"{diff.mean:+.2f} ({per_seed})",
+            f"[{diff.low:+.2f}, {diff.high:+.2f}]",
+            diff.verdict,
         ]
 
 
@@ -806,7 +826,7 @@ def render(args, studies: dict[str, Study], figures: Figures) -> list[str]:
     comparer = Comparer(args.bootstrap, args.bootstrap_seed)
     results, scored_sets = results_sections(args, studies, comparer)
     lines += results
-    lines += oracle_section(studies, scored_sets, comparer)
+    lines += oracle_section(studies, scored_sets, comparer, figures)
     lines += heldout_sections(args, studies, scored_sets, figures)
     lines += wall_section(studies, args.baseline)
     lines += targets_section(args, studies, scored_sets, figures)
@@ -860,20 +880,77 @@ TARGETING_PAIRS = (
 )
 
 
-def oracle_section(studies, scored_sets, comparer: Comparer) -> list[str]:
-    """Section 3: the oracle's e, targeting ablated, and mt-dnn's recipe pointed or not."""
-    lines = ["", "## 3. TAT's targeting: the oracle, targeting ablated, mt-dnn's direction"]
+def tat_smart_pairs(studies) -> list[tuple[str, str]]:
+    """(TAT setting, SMART setting) for the defaults and every changed setting both ran."""
+    present = {m for study in studies.values() for m in study}
+    pairs = [("tat", "smart")]
+    for setting in sorted(m.removeprefix("tat_") for m in present if m.startswith("tat_")):
+        if f"smart_{setting}" in present:
+            pairs.append((f"tat_{setting}", f"smart_{setting}"))
+    return pairs
+
+
+def oracle_section(studies, scored_sets, comparer: Comparer, figures: Figures) -> list[str]:
+    """Section 3: the oracle's e, targeting ablated, mt-dnn's recipe pointed or not, and
+    TAT against SMART at every setting both ran."""
+    lines = [
+        "",
+        "## 3. TAT's targeting: the oracle, targeting ablated, mt-dnn's direction, TAT against SMART",
+    ]
     for method, ref, blurb in TARGETING_PAIRS:
         lines += ["", f"### `{method}` against `{ref}`", "", blurb, ""]
         lines += pair_table(studies, scored_sets, comparer, method, ref)
-    present = {m for study in studies.values() for m in study}
-    for setting in sorted(m.removeprefix("tat_") for m in present if m.startswith("tat_")):
-        if f"smart_{setting}" in present:
-            method, ref = f"tat_{setting}", f"smart_{setting}"
-            lines += ["", f"### `{method}` against `{ref}`", ""]
-            lines += ["TAT against SMART with the same changed setting, paired by seed.", ""]
-            lines += pair_table(studies, scored_sets, comparer, method, ref)
-    return lines
+    pairs = tat_smart_pairs(studies)
+    for method, ref in pairs[1:]:
+        lines += ["", f"### `{method}` against `{ref}`", ""]
+        lines += ["TAT against SMART with the same changed setting, paired by seed.", ""]
+        lines += pair_table(studies, scored_sets, comparer, method, ref)
+    return lines + tat_smart_figure(scored_sets, comparer, pairs, figures)
+
+
+def tat_smart_figure(scored_sets, comparer: Comparer, pairs, figures: Figures) -> list[str]:
+    """A forest plot: TAT minus SMART on every set, one mark per setting both ran."""
+    rows: list[tuple[str, int, Difference]] = []  # (study/set, pair index, difference)
+    for study_name, sets in scored_sets.items():
+        for name, scored in sets.items():
+            for i, (method, ref) in enumerate(pairs):
+                if method in scored.values and ref in scored.values:
+                    diff = comparer.compare(scored, method, ref)
+                    if diff is not None:
+                        rows.append((f"{study_name} / {name}", i, diff))
+    if not rows:
+        return []
+    names = list(dict.fromkeys(label for label, _, _ in rows))
+    used = sorted({i for _, i, _ in rows})
+    fig = new_figure(7, 1.6 + 0.3 * len(names) * len(used))
+    ax = fig.add_subplot()
+    step = 0.8 / len(used)
+    for label, i, diff in rows:
+        here = [k for name, k, _ in rows if name == label]  # the settings this set has, centred
+        y = names.index(label) + (here.index(i) - (len(here) - 1) / 2) * step
+        color = f"C{used.index(i)}"
+        ax.plot([diff.low, diff.high], [y, y], color=color, linewidth=2)
+        ax.plot(diff.mean, y, "o", color=color)
+    for k in used:  # legend entries, one per setting, in order
+        setting = pairs[k][0].removeprefix("tat").removeprefix("_") or "defaults"
+        ax.plot([], [], "o-", color=f"C{used.index(k)}", label=setting)
+    ax.axvline(0.0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(len(names) - 0.5, -0.5)  # first set on top
+    ax.set_xlabel("Δ TAT − SMART (accuracy % or Pearson x100)")
+    ax.legend(title="setting", fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.1),
+              ncol=min(len(used), 4))  # fmt: skip
+    image = figures.save(fig, "tat_vs_smart.png", "TAT against SMART on every set, per setting")
+    return [
+        "",
+        "### TAT against SMART, every setting at once",
+        "",
+        "Each mark is TAT minus SMART at one setting (the defaults, then each changed setting "
+        "both ran): the dot is the mean Δ over the paired seeds, the bar the 95% bootstrap "
+        "interval over examples. A bar wholly left of the dashed line is TAT behind.",
+        "",
+        image,
+    ]
 
 
 # Flags under which e is not the previous epoch's tally, row-normalised, as rebuilt below.
