@@ -361,6 +361,19 @@ def test_what_tat_targeted_is_rebuilt_from_the_recorded_tallies(tmp_path):
     assert_png(tmp_path / "out" / "figures" / "targets_mnli.png")
 
 
+def test_binary_targets_are_tabled_but_not_drawn(tmp_path):
+    rte = ["not_entailment", "entailment"]
+    tat = unit("rte", "tat", 1, {"rte_dev": eval_set(rte, [0, 1, 0, 1], [0, 1, 1, 1])})
+    record = {"format": "mt-dnn-confusion", "version": 1,
+              "tasks": {"rte": {"labels": rte, "matrix": [[5, 3], [1, 7]]}}}  # fmt: skip
+    tat["tat_confusion"] = {"1": record, "2": record}
+    text = section(run(tmp_path, [tat]), 8)
+    # gold not_entailment: every target is entailment, and the other way round
+    assert row(text, "rte-tat-s1 | 2").endswith("| enta 100 | not_ 100 | 0.000 | 100.0 |")
+    assert "Two labels: the one wrong label is every target, so no figure." in text
+    assert not (tmp_path / "out" / "figures" / "targets_rte.png").exists()
+
+
 def test_without_tallies_section_8_says_so(tmp_path):
     text = run(tmp_path, MAIN_UNITS, *NO_FIGURES)
     assert "No unit recorded TAT's training confusion tallies yet." in section(text, 8)

@@ -1140,7 +1140,9 @@ def targets_section(args, studies, scored_sets, figures: Figures) -> list[str]:
             last.setdefault(unit.method, []).append(shares)
         lines += ["", f"### Study `{study_name}` ({k} {'labels' if per_label else 'bins'})", ""]
         lines += table(header, rows) if rows else ["No unit with the default update rule."]
-        if last:
+        if last and k == 2:
+            lines += ["", "Two labels: the one wrong label is every target, so no figure."]
+        elif last:
             lines += ["", targets_figure(study_name, labels, last, figures)]
         if skipped:
             lines += [
