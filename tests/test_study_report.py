@@ -524,6 +524,14 @@ def test_without_a_tat_and_smart_pair_there_is_no_forest_and_an_old_one_goes(tmp
     assert not (figures / "tat_vs_smart.png").exists()
 
 
+def test_a_bound_that_rounds_to_zero_shows_its_first_digit():
+    assert report.bound_text(-0.404) == "-0.40"
+    assert report.bound_text(1.5) == "+1.50"
+    assert report.bound_text(-0.0031) == "-0.003"  # not -0.00: "behind" must be readable
+    assert report.bound_text(0.00042) == "+0.0004"
+    assert report.bound_text(0.0) == "+0.00"
+
+
 def test_a_command_that_cannot_be_parsed_is_an_error_naming_the_unit(tmp_path, capsys):
     units = [
         with_command(mnli_unit("tat", 1), "--adv tat"),

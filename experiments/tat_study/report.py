@@ -380,6 +380,18 @@ class Difference:
         return stats.verdict(self.low, self.high)
 
 
+def bound_text(value: float) -> str:
+    """An interval bound to two decimals, or to its first digit when two show only zeros.
+
+    The verdict reads the bounds unrounded: an interval of [-0.40, -0.003] is "behind",
+    and printing its upper bound as -0.00 would hide that it only just excludes zero.
+    """
+    digits = 2
+    while value != 0 and round(value, digits) == 0 and digits < 6:
+        digits += 1
+    return f"{value:+.{digits}f}"
+
+
 class Comparer:
     """Table cells comparing two methods on one set: per-seed Δ, bootstrap CI, verdict."""
 
@@ -413,7 +425,7 @@ class Comparer:
         per_seed = ", ".join(f"s{s} {d:+.2f}" for s, d in diff.per_seed.items())
         return [
             f"{diff.mean:+.2f} ({per_seed})",
-            f"[{diff.low:+.2f}, {diff.high:+.2f}]",
+            f"[{bound_text(diff.low)}, {bound_text(diff.high)}]",
             diff.verdict,
         ]
 
