@@ -397,9 +397,19 @@ class Comparer:
 
     def __init__(self, n_resamples: int, seed: int):
         self.n_resamples, self.seed = n_resamples, seed
+        # (id(scored), method, ref) -> (scored, difference): section 1's tables, section 3's
+        # pair tables and its plot ask for the same pairs; each bootstrap runs once. The
+        # Scored is kept so that its id cannot be reused by another set.
+        self._done: dict[tuple[int, str, str], tuple[Scored, Difference | None]] = {}
 
     def compare(self, scored: Scored, method: str, ref: str) -> Difference | None:
         """``method`` minus ``ref`` over the seeds both ran; None when they share none."""
+        key = (id(scored), method, ref)
+        if key not in self._done:
+            self._done[key] = (scored, self._compare(scored, method, ref))
+        return self._done[key][1]
+
+    def _compare(self, scored: Scored, method: str, ref: str) -> Difference | None:
         diffs = stats.paired_differences(scored.values[method], scored.values.get(ref, {}))
         if not diffs:
             return None
