@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -543,3 +544,45 @@ def test_a_command_that_cannot_be_parsed_is_an_error_naming_the_unit(tmp_path, c
     err = capsys.readouterr().err
     assert "mnli-tat_eps0.1-s1" in err and "cannot read its command" in err
     assert not (tmp_path / "out" / "report.md").exists()
+
+
+def git_repo_with_a_flag_added_later(folder: Path) -> tuple[str, str]:
+    """A repository whose config gains ``fast_dropout`` in its second commit."""
+    config = folder / "mt_dnn" / "config.py"
+    config.parent.mkdir(parents=True)
+    git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    commits = []
+    for fields in (["    seed: int = 1"], ["    seed: int = 1", "    fast_dropout: bool = True"]):
+        config.write_text("class Config:\n" + "\n".join(fields) + "\n", encoding="utf-8")
+        subprocess.run([*git, "add", "."], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", "config"], check=True)
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+        commits.append(head.stdout.strip())
+    return commits[0], commits[1]
+
+
+@pytest.mark.parametrize("defaults_have_the_flag", [False, True])
+def test_a_flag_restating_what_older_code_did_is_no_change(tmp_path, defaults_have_the_flag):
+    older, newer = git_repo_with_a_flag_added_later(tmp_path / "repo")
+    defaults = [with_command(mnli_unit("tat", s), "--adv tat") for s in (1, 2)]
+    for record in defaults:
+        record["commit"] = newer if defaults_have_the_flag else older
+    setting = with_command(
+        mnli_unit("tat_eps0.1", 1), "--adv tat --fast_dropout false --adv_epsilon 0.1"
+    )
+    setting["commit"] = newer
+    text = run(tmp_path, [*defaults, setting], *NO_FIGURES, "--repo", str(tmp_path / "repo"))
+    tat = block(section(text, 9), "`mnli` / `mnli_dev_matched`: `tat`")
+    # on the newer code a missing --fast_dropout means true, so false is a change there
+    expected = (
+        "--fast_dropout false --adv_epsilon 0.1" if defaults_have_the_flag else "--adv_epsilon 0.1"
+    )
+    assert row(tat, "tat_eps0.1").startswith(f"| tat_eps0.1 | {newer[:7]} | `{expected}` |")
+
+
+def test_the_report_knows_the_flags_the_trainer_gained_later():
+    from mt_dnn.trainer import BEFORE_ADDED
+
+    as_flags = {f"--{k}": str(v).lower() for k, v in BEFORE_ADDED.items()}
+    assert report.BEFORE_ADDED == as_flags

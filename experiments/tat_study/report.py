@@ -46,8 +46,11 @@ filled in.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import re
 import shlex
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -852,7 +855,7 @@ def render(args, studies: dict[str, Study], figures: Figures) -> list[str]:
     lines += heldout_sections(args, studies, scored_sets, figures)
     lines += wall_section(studies, args.baseline)
     lines += targets_section(args, studies, scored_sets, figures)
-    lines += sweep_section(studies, scored_sets, comparer)
+    lines += sweep_section(studies, scored_sets, comparer, args.repo)
     return lines + agreement_section(args, scored_sets)
 
 
@@ -1193,14 +1196,48 @@ def flag_values(command: str) -> dict[str, str]:
     return {flag: " ".join(values) for flag, values in flags.items() if flag not in RUN_FLAGS}
 
 
-def changed_flags(unit: Unit, default: Unit) -> str:
-    """The flags ``unit``'s command sets differently from ``default``'s."""
+# train.py settings added after some of the study's units had run, with what the code
+# did before each one existed (mt_dnn.trainer.BEFORE_ADDED as flags; a test keeps the two
+# the same).
+BEFORE_ADDED = {"--fast_dropout": "false"}
+
+
+@functools.cache
+def code_has_setting(repo: Path, commit: str, flag: str) -> bool:
+    """Whether train.py at ``commit`` has ``flag`` (a field of mt_dnn/config.py's config).
+
+    True when git cannot tell (no repository, an unknown commit): the flag then shows
+    as a change, which is what the table said before it could look.
+    """
+    try:
+        shown = subprocess.run(
+            ["git", "-C", str(repo), "show", f"{commit}:mt_dnn/config.py"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    except OSError:  # no git
+        return True
+    if shown.returncode != 0:
+        return True
+    return re.search(rf"^\s+{re.escape(flag[2:])}\s*:", shown.stdout, re.MULTILINE) is not None
+
+
+def changed_flags(unit: Unit, default: Unit, repo: Path = ROOT) -> str:
+    """The flags ``unit``'s command sets differently from ``default``'s.
+
+    A flag one command sets to what the code did before the flag existed is no change
+    against a command that ran on that older code (``repo``'s history says which).
+    """
     try:
         mine, theirs = flag_values(unit.command), flag_values(default.command)
     except ValueError as exc:  # shlex: an unbalanced quote in a hand-edited results file
         raise ReportError(
             f"unit {unit.name} or {default.name}: cannot read its command: {exc}"
         ) from exc
+    for flag, before in BEFORE_ADDED.items():
+        for have, lack, older in ((mine, theirs, default), (theirs, mine, unit)):
+            if have.get(flag) == before and flag not in lack:
+                if not code_has_setting(repo, older.commit, flag):
+                    lack[flag] = before
     changed = [f"{f} {v}".strip() for f, v in mine.items() if theirs.get(f) != v]
     changed += [f"{f} (removed)" for f in theirs if f not in mine]
     return " ".join(changed) or "nothing"
@@ -1211,7 +1248,9 @@ def settings_of(study: Study, base: str) -> list[str]:
     return sorted(m for m in study if m.startswith(f"{base}_") and m != ORACLE)
 
 
-def sweep_table(study: Study, scored: Scored, base: str, comparer: Comparer) -> list[str]:
+def sweep_table(
+    study: Study, scored: Scored, base: str, comparer: Comparer, repo: Path
+) -> list[str]:
     default = study[base][min(study[base])]
     rows = [[f"{base} (defaults)", default.commit[:7], "—", str(len(scored.values[base])),
              mean_std_text(scored.values[base]), "—", "—", "—"]]  # fmt: skip
@@ -1221,7 +1260,7 @@ def sweep_table(study: Study, scored: Scored, base: str, comparer: Comparer) -> 
             continue
         unit = study[name][min(study[name])]
         cells = comparer.cells(scored, name, base)
-        rows.append([name, unit.commit[:7], f"`{changed_flags(unit, default)}`",
+        rows.append([name, unit.commit[:7], f"`{changed_flags(unit, default, repo)}`",
                      str(len(scored.values[name])), mean_std_text(scored.values[name]),
                      *cells])  # fmt: skip
         ahead += [name] if cells[-1] == "ahead" else []
@@ -1235,7 +1274,7 @@ def sweep_table(study: Study, scored: Scored, base: str, comparer: Comparer) -> 
     return [*table(header, rows), "", verdict]
 
 
-def sweep_section(studies, scored_sets, comparer: Comparer) -> list[str]:
+def sweep_section(studies, scored_sets, comparer: Comparer, repo: Path) -> list[str]:
     """Section 9: each method's other settings against its defaults, in-domain only."""
     lines = [
         "",
@@ -1243,8 +1282,9 @@ def sweep_section(studies, scored_sets, comparer: Comparer) -> list[str]:
         "",
         "Each setting of a method against the method's defaults, paired by seed, on the "
         "in-domain set only: the zero-shot sets never choose a setting. `changes`: the "
-        "train.py flags it sets differently from the defaults' unit (when the two ran on "
-        "different code, a flag only the newer code has shows up too). A study scored at "
+        "train.py flags it sets differently from the defaults' unit; a flag train.py gained "
+        "later is no change where the unit sets it to what the older code did (the "
+        "repository's history says which code had it). A study scored at "
         "its last epoch has no set to choose on (its dev set is its only labelled set) and "
         "is left out.",
     ]
@@ -1262,7 +1302,7 @@ def sweep_section(studies, scored_sets, comparer: Comparer) -> list[str]:
                 ):
                     continue
                 heading = f"### `{study_name}` / `{set_name}`: `{base}`, {scored.metric}"
-                blocks += ["", heading, "", *sweep_table(study, scored, base, comparer)]
+                blocks += ["", heading, "", *sweep_table(study, scored, base, comparer, repo)]
     return lines + (blocks or ["", "No method has a setting besides its defaults yet."])
 
 
@@ -1318,6 +1358,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=ROOT.parent
         / "shared/data/mnli/mnli_development_set_number_of_correct_responses.txt",
         help="MNLI dev file with the number of correct responses (out of 100) per index.",
+    )
+    p.add_argument(
+        "--repo",
+        type=Path,
+        default=ROOT,
+        help="Git repository holding the units' commits: section 9 reads which train.py "
+        "flags each commit had.",
     )
     p.add_argument("--baseline", default="none", help="Reference method for Δ and Figure 1.")
     p.add_argument("--strong_baseline", default="smart", help="Second reference method for Δ.")
