@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,7 +61,8 @@ def checkout(root: Path, killing: bool) -> Path:
     return code
 
 
-def grid(root: Path, **study) -> Path:
+def grid(root: Path, methods=None, seeds=(1,), **study) -> Path:
+    methods = methods or {"none": ["--adv", "none"]}
     model, yml, data = write_tiny_run_inputs(root, dropout=0.1)
     path = root / "grid.yml"
     path.write_text(
@@ -88,8 +91,8 @@ def grid(root: Path, **study) -> Path:
                         **study,
                     }
                 },
-                "methods": {"none": ["--adv", "none"]},
-                "waves": [{"studies": ["t"], "methods": ["none"], "seeds": [1]}],
+                "methods": methods,
+                "waves": [{"studies": ["t"], "methods": list(methods), "seeds": list(seeds)}],
             }  # fmt: skip
         )
     )
@@ -202,3 +205,68 @@ def test_every_unit_of_the_committed_grid_is_a_valid_train_command(tmp_path):
     assert {"mnli-tat-s1", "stsb-tat_uniform-s3", "cola-tat-s3"} <= names
     _, adv = parse_train_args(["--adv", *study_grid["methods"]["tat_uniform"][1:]])
     assert adv.adv == "tat" and adv.tat_smoothing == 1e9
+
+
+def test_jobs_run_units_side_by_side_and_an_oracle_after_the_run_it_needs(tmp_path):
+    methods = {
+        "none": ["--adv", "none"],
+        "tat_oracle": ["--adv", "tat", "--tat_oracle", "{oracle}"],
+    }
+    grid_file = grid(tmp_path, methods=methods, seeds=(1, 2))
+    out = tmp_path / "out"
+    # the oracle first: it still starts only once the standard run of its seed is done
+    only = "t-tat_oracle-s1,t-none-s1,t-none-s2"
+    done = runner(grid_file, checkout(tmp_path, False), out, "--jobs", "2", "--only", only)
+    assert done.returncode == 0, done.stdout + done.stderr
+    events = re.findall(r"\[(t-\w+-s\d)\] (started|done)", done.stdout)
+    assert events[:2] == [("t-none-s1", "started"), ("t-none-s2", "started")], done.stdout
+    assert events.index(("t-none-s1", "done")) < events.index(("t-tat_oracle-s1", "started"))
+    assert sorted(p.name for p in (out / "results").iterdir()) == [
+        "t-none-s1.json", "t-none-s2.json", "t-tat_oracle-s1.json"
+    ]  # fmt: skip
+    oracle = json.loads((out / "results" / "t-tat_oracle-s1.json").read_text())
+    standard = json.loads((out / "results" / "t-none-s1.json").read_text())["eval"]["tcls_dev"]
+    matrix = [[0] * 3 for _ in range(3)]
+    for gold, pred in zip(standard["gold"], standard["pred"], strict=True):
+        matrix[gold][pred] += 1
+    assert oracle["oracle_confusion"]["tasks"]["tcls"]["matrix"] == matrix
+
+
+def test_only_with_a_unit_not_in_the_grid_is_refused_naming_it(tmp_path):
+    grid_file = grid(tmp_path)
+    refused = runner(grid_file, checkout(tmp_path, False), tmp_path / "out", "--only", "t-none-s9")
+    assert refused.returncode == 2 and "--only: not units of" in refused.stderr
+    assert "t-none-s9" in refused.stderr and not (tmp_path / "out" / "results").exists()
+
+
+def test_a_stopped_runner_stops_the_scripts_of_every_unit_it_runs(tmp_path):
+    """SIGTERM reaches only the runner; with --jobs 2 its two units' scripts must end too."""
+    pids = tmp_path / "pids"
+    python = tmp_path / "python"  # a stand-in interpreter: each "train.py" sleeps until killed
+    python.write_text(f"#!/bin/sh\necho $$ >> {pids}\nexec sleep 600\n")
+    python.chmod(0o755)
+    grid_file = grid(tmp_path, seeds=(1, 2))
+    cmd = [sys.executable, str(ROOT / "experiments/tat_study/run_study.py"), str(grid_file),
+           "--code_dir", str(checkout(tmp_path, False)), "--results", str(tmp_path / "results"),
+           "--runs", str(tmp_path / "runs"), "--python", str(python), "--jobs", "2"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(600):
+        if pids.exists() and len(pids.read_text().split()) == 2:
+            break
+        time.sleep(0.1)
+    children = [int(p) for p in pids.read_text().split()]
+    assert len(children) == 2 and all(alive(pid) for pid in children)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert not any(alive(pid) for pid in children)
+    for unit in ("t-none-s1", "t-none-s2"):  # each attempt's time is kept for the resume
+        assert (tmp_path / "runs" / unit / "unit_clock.json").is_file()
+
+
+def alive(pid: int) -> bool:
+    """A running process (not a zombie, not gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

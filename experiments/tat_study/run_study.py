@@ -38,9 +38,11 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -118,7 +120,15 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()}-core CPU ({cpu or platform.processor()}), {platform.platform()}"
+    gpus = ""
+    try:  # the units train on a GPU when there is one (train.py's --device auto)
+        smi = ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]
+        names = subprocess.run(smi, capture_output=True, text=True, timeout=30).stdout.split("\n")
+        gpus = ", ".join(n.strip() for n in names if n.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    host = f"{os.cpu_count()}-core CPU ({cpu or platform.processor()})"
+    return f"{host}{f', GPU {gpus}' if gpus else ''}, {platform.platform()}"
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -267,6 +277,9 @@ def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) ->
 
 
 CLOCK = "unit_clock.json"
+# The scripts the runner's units are running now: killed when the runner is stopped
+# (SIGINT, SIGTERM), which with --jobs > 1 only the main thread hears.
+LIVE: set[subprocess.Popen] = set()
 
 
 def partial(args, name: str) -> str:
@@ -320,6 +333,7 @@ class UnitClock:
 
     def run(self, cmd: list[str], **popen) -> int:
         proc = subprocess.Popen(cmd, **popen)
+        LIVE.add(proc)
         try:
             while True:
                 try:
@@ -334,6 +348,8 @@ class UnitClock:
             proc.wait()
             self._save()
             raise
+        finally:
+            LIVE.discard(proc)
 
     def total(self) -> float:
         return sum(a["seconds"] for a in self.attempts)
@@ -367,7 +383,13 @@ def main() -> int:
                    help="Folder of finished units' JSON (committed).")  # fmt: skip
     p.add_argument("--runs", type=Path, default=ROOT / "runs/tat_study",
                    help="Checkpoints and logs of each unit (not committed).")  # fmt: skip
-    p.add_argument("--only", default="", help="Comma-separated unit names (default: all).")
+    p.add_argument("--only", default="",
+                   help="Comma-separated unit names, run in that order (default: every unit "
+                        "not done, in the grid's order).")  # fmt: skip
+    p.add_argument("--jobs", type=int, default=1,
+                   help="Units run at a time (each its own train.py: on a CPU give each a "
+                        "thread, OMP_NUM_THREADS=1; many share one GPU well). A unit whose "
+                        "oracle needs another unit's result starts after it.")  # fmt: skip
     p.add_argument("--list", action="store_true", help="List units and their state, then exit.")
     p.add_argument("--commit", action="store_true", help="git-commit each finished unit.")
     p.add_argument("--python", default=sys.executable, help="Interpreter for the scripts.")
@@ -378,34 +400,84 @@ def main() -> int:
     args.runs = args.runs.resolve()
     args.results = args.results.resolve()
     args.code_dir = args.code_dir.resolve()
+    if args.jobs < 1:
+        p.error("--jobs must be >= 1")
     grid = load_grid(args.grid)
-    only = {n for n in args.only.split(",") if n}
-    todo = []
-    for name, study, method, seed in units(grid):
-        done = (args.results / f"{name}.json").is_file()
-        if args.list:
-            print(f"{'done' if done else 'todo'}  {name}{'' if done else partial(args, name)}")
-        elif not done and (not only or name in only):
-            todo.append((name, study, method, seed))
+    every = units(grid)
     if args.list:
+        for name, *_ in every:
+            done = (args.results / f"{name}.json").is_file()
+            print(f"{'done' if done else 'todo'}  {name}{'' if done else partial(args, name)}")
         return 0
+    by_name = {u[0]: u for u in every}
+    only = [n for n in args.only.split(",") if n]
+    unknown = [n for n in only if n not in by_name]
+    if unknown:
+        p.error(f"--only: not units of {args.grid}: {', '.join(unknown)} (see --list)")
+    todo = [by_name[n] for n in only] if only else every
+    todo = [u for u in todo if not (args.results / f"{u[0]}.json").is_file()]
     print(f"{len(todo)} unit(s) to run from {args.code_dir}", flush=True)
     args.results.mkdir(parents=True, exist_ok=True)
-    for name, study, method, seed in todo:
-        if (args.results / f"{name}.json").is_file():  # another runner finished it meanwhile
-            continue
-        print(f"[{name}] started {datetime.now(UTC):%H:%M:%S}", flush=True)
-        record = run_unit(args, grid, name, study, method, seed)
-        if record is None:
-            continue
-        path = args.results / f"{name}.json"
-        with atomic_write(path) as fh:
-            fh.write(json.dumps(record) + "\n")
-        best = {k: v["metrics"] for k, v in record["eval"].items()}
-        print(f"[{name}] done in {record['wall_seconds']:.0f}s: {json.dumps(best)}", flush=True)
-        if args.commit:
-            commit_result(path, name, record)
-    return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    return 1 if run_units(args, grid, todo) else 0
+
+
+def needs(grid: dict, study: str, method: str, seed: int) -> str | None:
+    """The unit whose result a unit needs first: the oracle's standard run, or None."""
+    if any("{oracle}" in str(f) for f in grid["methods"][method]):
+        return f"{study}-none-s{seed}"
+    return None
+
+
+def run_units(args, grid: dict, todo: list[tuple[str, str, str, int]]) -> list[str]:
+    """Run ``todo``, ``args.jobs`` units at a time, in order; the units that failed.
+
+    Each finished unit is written (and committed) here, one at a time. A failed unit
+    is reported and the others go on. Stopped, the runner kills its units' scripts;
+    each unit resumes from its newest checkpoint on the next run.
+    """
+    pending, running, failed = list(todo), {}, []
+    with ThreadPoolExecutor(args.jobs) as pool:
+        try:
+            while pending or running:
+                waiting = set(running.values()) | {u[0] for u in pending}
+                for unit in list(pending):
+                    name = unit[0]
+                    if len(running) == args.jobs:
+                        break
+                    if needs(grid, *unit[1:]) in waiting:
+                        continue
+                    pending.remove(unit)
+                    if (args.results / f"{name}.json").is_file():  # another runner did it
+                        continue
+                    print(f"[{name}] started {datetime.now(UTC):%H:%M:%S}", flush=True)
+                    running[pool.submit(run_unit, args, grid, *unit)] = name
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    name = running.pop(future)
+                    try:
+                        record = future.result()
+                    except RuntimeError as exc:
+                        print(f"error: {exc}", file=sys.stderr, flush=True)
+                        failed.append(name)
+                        continue
+                    if record is not None:
+                        save_result(args, name, record)
+        except BaseException:
+            for proc in list(LIVE):
+                proc.kill()
+            raise
+    return failed
+
+
+def save_result(args, name: str, record: dict) -> None:
+    path = args.results / f"{name}.json"
+    with atomic_write(path) as fh:
+        fh.write(json.dumps(record) + "\n")
+    best = {k: v["metrics"] for k, v in record["eval"].items()}
+    print(f"[{name}] done in {record['wall_seconds']:.0f}s: {json.dumps(best)}", flush=True)
+    if args.commit:
+        commit_result(path, name, record)
 
 
 if __name__ == "__main__":
