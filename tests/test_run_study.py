@@ -270,3 +270,24 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_adopt_takes_units_run_elsewhere_and_refuses_a_misnamed_one(tmp_path):
+    grid_file = grid(tmp_path, seeds=(1, 2))
+    elsewhere, results = tmp_path / "elsewhere", tmp_path / "results"
+    elsewhere.mkdir()
+    record = {"unit": "t-none-s2", "machine": "H200", "eval": {}}
+    (elsewhere / "t-none-s2.json").write_text(json.dumps(record))
+    (elsewhere / "t-other-s1.json").write_text("{}")  # not a unit of the grid: left alone
+    cmd = [sys.executable, str(ROOT / "experiments/tat_study/run_study.py"), str(grid_file),
+           "--seeds", "1,2", "--results", str(results), "--adopt", str(elsewhere)]  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0 and "adopted 1 unit(s)" in done.stdout, done.stdout + done.stderr
+    assert [p.name for p in results.iterdir()] == ["t-none-s2.json"]
+    assert json.loads((results / "t-none-s2.json").read_text()) == record
+    (elsewhere / "t-none-s1.json").write_text(json.dumps({**record, "unit": "t-none-s9"}))
+    refused = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert (
+        refused.returncode != 0
+        and "t-none-s1.json: holds no result of unit t-none-s1" in refused.stderr
+    )

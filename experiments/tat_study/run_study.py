@@ -42,6 +42,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,11 +87,11 @@ def load_grid(path: Path) -> dict:
 CHECKPOINTS = ("best", "last")
 
 
-def units(grid: dict) -> list[tuple[str, str, str, int]]:
-    """(unit name, study, method, seed) in run order."""
+def units(grid: dict, seeds: Sequence[int] = ()) -> list[tuple[str, str, str, int]]:
+    """(unit name, study, method, seed) in run order; ``seeds`` replaces every wave's."""
     out = []
     for wave in grid["waves"]:
-        for seed in wave["seeds"]:
+        for seed in seeds or wave["seeds"]:
             for study in wave["studies"]:
                 for method in wave["methods"]:
                     name = f"{study}-{method}-s{seed}"
@@ -99,16 +100,32 @@ def units(grid: dict) -> list[tuple[str, str, str, int]]:
     return out
 
 
-def train_args(grid: dict, study: str, flags: list[str], seed: int) -> list[str]:
-    """A unit's train.py flags, but for where it writes: the grid's, the method's, the seed."""
+def train_args(
+    grid: dict, study: str, flags: list[str], seed: int, extra: Sequence[str] = ()
+) -> list[str]:
+    """A unit's train.py flags, but for where it writes: the grid's, the method's, the
+    seed, then ``extra`` (the runner's --train_flags: where this machine keeps the model)."""
     return [*map(str, grid["common"]), *map(str, grid["studies"][study]["train"]),
-            *flags, "--seed", str(seed), "--adv_seed", str(seed)]  # fmt: skip
+            *flags, "--seed", str(seed), "--adv_seed", str(seed), *extra]  # fmt: skip
 
 
 def git(code_dir: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=code_dir, check=True, capture_output=True, text=True
     ).stdout.strip()
+
+
+def code_version(args) -> tuple[str, bool]:
+    """The commit the units' code is at, and whether tracked files differ from it.
+
+    A copy of a checkout without its .git (another machine's) says so with
+    ``--code_commit COMMIT[:dirty]``, as its git checkout said when it was copied.
+    """
+    if args.code_commit:
+        commit, _, state = args.code_commit.partition(":")
+        return commit, state == "dirty"
+    commit = git(args.code_dir, "rev-parse", "HEAD")
+    return commit, bool(git(args.code_dir, "status", "--porcelain", "--untracked-files=no"))
 
 
 def machine() -> str:
@@ -190,7 +207,8 @@ def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) ->
     if run_dir.exists() and not (resumable and step_folders(run_dir)):
         shutil.rmtree(run_dir)  # nothing to resume from: the unit starts again from scratch
     py = args.python
-    train_cmd = [py, "train.py", *train_args(grid, study, flags, seed),
+    extra = shlex.split(args.train_flags)
+    train_cmd = [py, "train.py", *train_args(grid, study, flags, seed, extra),
                  "--output_dir", str(run_dir), "--progress", "false"]  # fmt: skip
     if resumable:  # cut off, the unit resumes from its newest checkpoint (bit for bit)
         train_cmd += ["--save_every", str(args.save_every)]
@@ -209,8 +227,7 @@ def run_unit(args, grid: dict, name: str, study: str, method: str, seed: int) ->
                 "--datasets", ",".join(spec["predict"]), "--output_dir", str(pred_dir),
                 "--progress", "0"]  # fmt: skip
 
-    commit = git(args.code_dir, "rev-parse", "HEAD")
-    dirty = bool(git(args.code_dir, "status", "--porcelain", "--untracked-files=no"))
+    commit, dirty = code_version(args)
     log = args.runs / f"{name}.log"
     args.runs.mkdir(parents=True, exist_ok=True)
     clock = UnitClock(run_dir / CLOCK)
@@ -390,6 +407,19 @@ def main() -> int:
                    help="Units run at a time (each its own train.py: on a CPU give each a "
                         "thread, OMP_NUM_THREADS=1; many share one GPU well). A unit whose "
                         "oracle needs another unit's result starts after it.")  # fmt: skip
+    p.add_argument("--seeds", default="",
+                   help="Comma-separated seeds for every wave instead of the grid's (a GPU "
+                        "runs 5: 1,2,3,4,5).")  # fmt: skip
+    p.add_argument("--train_flags", default="",
+                   help="train.py flags added to every unit's command, e.g. "
+                        "'--init_checkpoint /models/minilm' on a machine that keeps the "
+                        "model elsewhere; they are part of the recorded command.")  # fmt: skip
+    p.add_argument("--code_commit", default="",
+                   help="COMMIT or COMMIT:dirty: what --code_dir is a copy of, where it has "
+                        "no .git (a copy on another machine). Default: ask git.")  # fmt: skip
+    p.add_argument("--adopt", type=Path, default=None,
+                   help="Take the finished units' JSONs of this folder (run elsewhere) into "
+                        "--results, each committed with --commit; runs nothing.")  # fmt: skip
     p.add_argument("--list", action="store_true", help="List units and their state, then exit.")
     p.add_argument("--commit", action="store_true", help="git-commit each finished unit.")
     p.add_argument("--python", default=sys.executable, help="Interpreter for the scripts.")
@@ -402,8 +432,14 @@ def main() -> int:
     args.code_dir = args.code_dir.resolve()
     if args.jobs < 1:
         p.error("--jobs must be >= 1")
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x]
+    except ValueError:
+        p.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
     grid = load_grid(args.grid)
-    every = units(grid)
+    every = units(grid, seeds)
+    if args.adopt is not None:
+        return adopt(args, every)
     if args.list:
         for name, *_ in every:
             done = (args.results / f"{name}.json").is_file()
@@ -420,6 +456,32 @@ def main() -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     return 1 if run_units(args, grid, todo) else 0
+
+
+def adopt(args, every: list[tuple[str, str, str, int]]) -> int:
+    """Copy the units of ``args.adopt`` that --results lacks, in run order; commit each."""
+    if not args.adopt.is_dir():
+        raise SystemExit(f"error: --adopt {args.adopt}: not a folder")
+    args.results.mkdir(parents=True, exist_ok=True)
+    taken = 0
+    for name, *_ in every:
+        source, path = args.adopt / f"{name}.json", args.results / f"{name}.json"
+        if not source.is_file() or path.is_file():
+            continue
+        try:
+            record = json.loads(source.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"error: {source}: not a unit result: {exc}") from None
+        if not isinstance(record, dict) or record.get("unit") != name:
+            raise SystemExit(f"error: {source}: holds no result of unit {name}")
+        with atomic_write(path) as fh:
+            fh.write(source.read_text(encoding="utf-8"))
+        print(f"[{name}] adopted ({record.get('machine', '?')})", flush=True)
+        if args.commit:
+            commit_result(path, name, record)
+        taken += 1
+    print(f"adopted {taken} unit(s) from {args.adopt}", flush=True)
+    return 0
 
 
 def needs(grid: dict, study: str, method: str, seed: int) -> str | None:
