@@ -27,7 +27,8 @@ exists.
 ``git worktree`` pinned at a commit keeps the code fixed while the main checkout
 moves on); results go to ``--results`` in this checkout. Units run in the order
 of the grid's ``waves``, seed-major inside a wave so that partial results stay
-paired by seed.
+paired by seed. ``--jobs N`` runs N units at a time (each its own ``train.py``);
+a runner stopped with Ctrl-C or SIGTERM stops them too.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -297,6 +299,7 @@ CLOCK = "unit_clock.json"
 # The scripts the runner's units are running now: killed when the runner is stopped
 # (SIGINT, SIGTERM), which with --jobs > 1 only the main thread hears.
 LIVE: set[subprocess.Popen] = set()
+LIVE_LOCK = threading.Lock()
 
 
 def partial(args, name: str) -> str:
@@ -350,7 +353,8 @@ class UnitClock:
 
     def run(self, cmd: list[str], **popen) -> int:
         proc = subprocess.Popen(cmd, **popen)
-        LIVE.add(proc)
+        with LIVE_LOCK:
+            LIVE.add(proc)
         try:
             while True:
                 try:
@@ -366,7 +370,8 @@ class UnitClock:
             self._save()
             raise
         finally:
-            LIVE.discard(proc)
+            with LIVE_LOCK:
+                LIVE.discard(proc)
 
     def total(self) -> float:
         return sum(a["seconds"] for a in self.attempts)
@@ -526,8 +531,9 @@ def run_units(args, grid: dict, todo: list[tuple[str, str, str, int]]) -> list[s
                     if record is not None:
                         save_result(args, name, record)
         except BaseException:
-            for proc in list(LIVE):
-                proc.kill()
+            with LIVE_LOCK:
+                for proc in LIVE:
+                    proc.kill()
             raise
     return failed
 
