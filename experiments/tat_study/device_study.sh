@@ -20,14 +20,14 @@
 #     python experiments/tat_study/report.py --results experiments/tat_study/results_h200 \
 #         --out experiments/tat_study/h200
 #
-# Environment: OUT (set by the device tool), JOBS (12), SEEDS (1,2,3,4,5), ONLY
+# Environment: OUT (set by the device tool), JOBS (15), SEEDS (1,2,3,4,5), ONLY
 # (unit names, comma-separated: that order), LIMIT (500), PYTHON (python3),
 # RESULTS (experiments/tat_study/results_h200: finished units are skipped), MODEL
 # (/tmp/minilm), EXTRA (more train.py flags, e.g. "--epochs 1" for a smoke run),
 # GRID (experiments/tat_study/grid.yml), RUNS (/tmp/tat_study_runs: checkpoints and logs).
 set -euo pipefail
 : "${OUT:?the device tool sets OUT: the folder whose files come back}"
-JOBS=${JOBS:-12}
+JOBS=${JOBS:-15}
 SEEDS=${SEEDS:-1,2,3,4,5}
 LIMIT=${LIMIT:-500}
 PYTHON=${PYTHON:-python3}
