@@ -463,15 +463,22 @@ def test_sweep_judges_each_setting_against_its_defaults_on_the_in_domain_set(tmp
         == "| tat (defaults) | abcdef1 | — | 2 | 95.00 ± 7.07 | — | — | — |"
     )
     # paired with tat seed 1 (100%) only; the seed and output flags are not changes
-    assert row(tat, "tat_eps0.1").startswith(
+    assert row(tat, "tat_eps0.1 | abcdef1").startswith(
         "| tat_eps0.1 | abcdef1 | `--adv_epsilon 0.1 --adv_step_size 1.0` | 1 | 85.00 ± n/a "
         "| -15.00 (s1 -15.00) |"
     )
     assert "No setting is ahead of the defaults: the defaults stand." in tat
     smart = block(text, "`mnli` / `mnli_dev_matched`: `smart`")
-    assert row(smart, "smart_alpha3").endswith("| +50.00 (s1 +50.00) | [+30.00, +70.00] | ahead |")
+    assert row(smart, "smart_alpha3 | abcdef1").endswith(
+        "| +50.00 (s1 +50.00) | [+30.00, +70.00] | ahead |"
+    )
     assert "Ahead of the defaults: `smart_alpha3`." in text
-    assert "`none`" not in text and "`stsb`" not in text
+    # below each table: every setting against standard training on every set
+    assert "Each setting against `none` on every set" in tat
+    cell = row(tat, "tat_eps0.1 | 1").split(" | ")[2]  # held-out MNLI: 85% against 50%
+    assert cell.startswith("+35.00 [") and cell.endswith("] ahead"), cell
+    assert row(tat, "tat | 2").split(" | ")[2].startswith("+50.00 [")  # seed 1 only: 100 - 50
+    assert "`mnli_dev_matched`: `none`" not in text and "`stsb`" not in text
 
 
 def test_sweep_says_when_no_method_has_other_settings(tmp_path):
@@ -578,7 +585,9 @@ def test_a_flag_restating_what_older_code_did_is_no_change(tmp_path, defaults_ha
     expected = (
         "--fast_dropout false --adv_epsilon 0.1" if defaults_have_the_flag else "--adv_epsilon 0.1"
     )
-    assert row(tat, "tat_eps0.1").startswith(f"| tat_eps0.1 | {newer[:7]} | `{expected}` |")
+    assert row(tat, f"tat_eps0.1 | {newer[:7]}").startswith(
+        f"| tat_eps0.1 | {newer[:7]} | `{expected}` |"
+    )
 
 
 def test_the_report_knows_the_flags_the_trainer_gained_later():

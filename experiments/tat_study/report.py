@@ -855,7 +855,7 @@ def render(args, studies: dict[str, Study], figures: Figures) -> list[str]:
     lines += heldout_sections(args, studies, scored_sets, figures)
     lines += wall_section(studies, args.baseline)
     lines += targets_section(args, studies, scored_sets, figures)
-    lines += sweep_section(studies, scored_sets, comparer, args.repo)
+    lines += sweep_section(studies, scored_sets, comparer, args.repo, args.baseline)
     return lines + agreement_section(args, scored_sets)
 
 
@@ -1274,7 +1274,43 @@ def sweep_table(
     return [*table(header, rows), "", verdict]
 
 
-def sweep_section(studies, scored_sets, comparer: Comparer, repo: Path) -> list[str]:
+def settings_vs_reference(
+    study: Study, scored_sets: dict[str, Scored], base: str, comparer: Comparer, reference: str
+) -> list[str]:
+    """``base`` and each of its settings against ``reference`` on every set, paired by seed.
+
+    Not used to choose (that is the in-domain table above): what a setting does on the
+    zero-shot sets, where the defaults' gains and losses are.
+    """
+    names = [n for n in (base, *settings_of(study, base)) if n != reference]
+    sets = [(n, sc) for n, sc in scored_sets.items() if reference in sc.values]
+    if not sets or not names:
+        return []
+    rows = []
+    for name in names:
+        cells = []
+        for _, scored in sets:
+            diff = comparer.compare(scored, name, reference) if name in scored.values else None
+            cells.append(
+                "—" if diff is None
+                else f"{diff.mean:+.2f} [{bound_text(diff.low)}, {bound_text(diff.high)}]"
+                + ("" if diff.verdict == "no difference" else f" {diff.verdict}")
+            )  # fmt: skip
+        rows.append([name, str(len(study.get(name, {}))), *cells])
+    header = ["setting", "seeds", *(n for n, _ in sets)]
+    return [
+        "",
+        f"Each setting against `{reference}` on every set: Δ over the seeds both ran, its "
+        '95% CI, and the verdict where it is not "no difference". Not used to choose a '
+        "setting:",
+        "",
+        *table(header, rows),
+    ]
+
+
+def sweep_section(
+    studies, scored_sets, comparer: Comparer, repo: Path, reference: str
+) -> list[str]:
     """Section 9: each method's other settings against its defaults, in-domain only."""
     lines = [
         "",
@@ -1284,7 +1320,9 @@ def sweep_section(studies, scored_sets, comparer: Comparer, repo: Path) -> list[
         "in-domain set only: the zero-shot sets never choose a setting. `changes`: the "
         "train.py flags it sets differently from the defaults' unit; a flag train.py gained "
         "later is no change where the unit sets it to what the older code did (the "
-        "repository's history says which code had it). A study scored at "
+        "repository's history says which code had it). Below each table, every setting "
+        "against standard training on every set, zero-shot sets included, for what the "
+        "settings do there; the choice stays the in-domain table's. A study scored at "
         "its last epoch has no set to choose on (its dev set is its only labelled set) and "
         "is left out.",
     ]
@@ -1303,6 +1341,9 @@ def sweep_section(studies, scored_sets, comparer: Comparer, repo: Path) -> list[
                     continue
                 heading = f"### `{study_name}` / `{set_name}`: `{base}`, {scored.metric}"
                 blocks += ["", heading, "", *sweep_table(study, scored, base, comparer, repo)]
+                blocks += settings_vs_reference(
+                    study, scored_sets[study_name], base, comparer, reference
+                )
     return lines + (blocks or ["", "No method has a setting besides its defaults yet."])
 
 
