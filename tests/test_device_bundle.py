@@ -20,7 +20,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.tiny import write_tiny_run_inputs
+from tests.tiny import tiny_grid, write_tiny_run_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 PATH = ROOT / "experiments" / "tat_study" / "device_bundle.py"
@@ -44,32 +44,8 @@ def tiny_study(root: Path) -> tuple[Path, Path]:
     for path in data.glob("*.json"):
         path.rename(root / "data" / "tok" / path.name)
     (root / "data" / "tok" / "tcls_dev.json.meta").write_text('{"version": 1}\n')
-    grid = {
-        "common": [
-            "--data_dir",
-            "data/tok",
-            "--task_def",
-            str(tasks),
-            "--epochs",
-            "1",
-            "--batch_size",
-            "8",
-            "--tensorboard",
-            "false",
-            "--device",
-            "cpu",
-        ],
-        "studies": {
-            "t": {
-                "train": ["--train_datasets", "tcls", "--test_datasets", "tcls_dev"],
-                "predict": ["tcls_dev"],
-            }
-        },  # fmt: skip
-        "methods": {"none": ["--adv", "none"]},
-        "waves": [{"studies": ["t"], "methods": ["none"], "seeds": [1]}],
-    }
-    path = root / "grid.yml"
-    path.write_text(yaml.safe_dump(grid))
+    common = ["--data_dir", "data/tok", "--task_def", str(tasks), "--epochs", "1"]
+    path = tiny_grid(root / "grid.yml", common)
     return model, path
 
 
@@ -114,6 +90,11 @@ def test_a_bundle_whose_files_changed_is_refused_naming_the_file(tmp_path):
     with pytest.raises(SystemExit, match=r"data\.tar\.xz: sha256 differs"):
         bundle.main(["unpack", "--bundle", str(packed), "--model", str(tmp_path / "m"),
                      "--root", str(tmp_path / "there")])  # fmt: skip
+
+
+def test_unpack_without_a_bundle_says_so(tmp_path):
+    with pytest.raises(SystemExit, match=r"manifest\.json: no readable bundle"):
+        bundle.main(["unpack", "--bundle", str(tmp_path / "none"), "--root", str(tmp_path)])
 
 
 def test_pack_says_which_data_files_are_missing(tmp_path):

@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.tiny import write_tiny_run_inputs
+from tests.tiny import tiny_grid, write_tiny_run_inputs
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,41 +61,10 @@ def checkout(root: Path, killing: bool) -> Path:
 
 
 def grid(root: Path, methods=None, seeds=(1,), **study) -> Path:
-    methods = methods or {"none": ["--adv", "none"]}
     model, yml, data = write_tiny_run_inputs(root, dropout=0.1)
-    path = root / "grid.yml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "common": [
-                    "--task_def",
-                    str(yml),
-                    "--data_dir",
-                    str(data),
-                    "--init_checkpoint",
-                    str(model),
-                    "--epochs",
-                    "2",
-                    "--batch_size",
-                    "8",
-                    "--tensorboard",
-                    "false",
-                    "--device",
-                    "cpu",
-                ],
-                "studies": {
-                    "t": {
-                        "train": ["--train_datasets", "tcls", "--test_datasets", "tcls_dev"],
-                        "predict": ["tcls_dev"],
-                        **study,
-                    }
-                },
-                "methods": methods,
-                "waves": [{"studies": ["t"], "methods": list(methods), "seeds": list(seeds)}],
-            }  # fmt: skip
-        )
-    )
-    return path
+    common = ["--task_def", str(yml), "--data_dir", str(data), "--init_checkpoint", str(model),
+              "--epochs", "2"]  # fmt: skip
+    return tiny_grid(root / "grid.yml", common, methods, seeds, **study)
 
 
 def import_run_study():

@@ -111,3 +111,26 @@ def write_tiny_run_inputs(root: Path, dropout: float = 0.0) -> tuple[Path, Path,
                            "token_type_ids": [0] * len(ids)}  # fmt: skip
                     fh.write(json.dumps(row) + "\n")
     return model_dir, yml, data
+
+
+def tiny_grid(path: Path, common: list[str], methods=None, seeds=(1,), **study) -> Path:
+    """Write a study grid (experiments/tat_study/run_study.py) of one study ``t`` on the
+    tiny ``tcls`` task to ``path``: ``common`` flags, then batch 8 on the CPU without
+    TensorBoard; one wave of ``methods`` (default: standard training) x ``seeds``."""
+    import yaml
+
+    methods = methods or {"none": ["--adv", "none"]}
+    grid = {
+        "common": [*common, "--batch_size", "8", "--tensorboard", "false", "--device", "cpu"],
+        "studies": {
+            "t": {
+                "train": ["--train_datasets", "tcls", "--test_datasets", "tcls_dev"],
+                "predict": ["tcls_dev"],
+                **study,
+            }
+        },  # fmt: skip
+        "methods": methods,
+        "waves": [{"studies": ["t"], "methods": list(methods), "seeds": list(seeds)}],
+    }
+    path.write_text(yaml.safe_dump(grid))
+    return path

@@ -138,7 +138,13 @@ def unpack(args) -> int:
     from safetensors.torch import load_file, save_file
 
     bundle = args.bundle
-    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(
+            f"error: {bundle / 'manifest.json'}: no readable bundle ({exc}); run `pack` "
+            "where the model and data are, and carry its folder"
+        ) from None
     for name, digest in manifest["sha256"].items():
         if sha256(bundle / name) != digest:
             raise SystemExit(f"error: {bundle / name}: sha256 differs from the manifest's")
