@@ -595,3 +595,33 @@ def test_the_report_knows_the_flags_the_trainer_gained_later():
 
     as_flags = {f"--{k}": str(v).lower() for k, v in BEFORE_ADDED.items()}
     assert report.BEFORE_ADDED == as_flags
+
+
+def test_section_11_says_which_verdicts_hold_when_the_seeds_are_drawn_too(tmp_path):
+    # 200 held-out rows, gold 0; standard training is right on the first 100 with both
+    # seeds. SMART: seed 1 right everywhere (+50), seed 2 on the first 60 only (-20):
+    # "ahead" over examples (+15), not with seed 2 drawn twice. TAT: +50 on both seeds,
+    # which holds. Each verdict is listed once: `smart` - `none`, not also its mirror.
+    # R3F has one seed: its verdicts are not re-examined.
+    def held_out(method, seed, right):
+        pred = [0 if i < right else 1 for i in range(200)]
+        return unit("mnli", method, seed, {"mnli_dev_matched": eval_set(MNLI, [0] * 200, pred)})
+
+    rights = {("none", 1): 100, ("none", 2): 100, ("smart", 1): 200, ("smart", 2): 60,
+              ("tat", 1): 200, ("tat", 2): 200, ("r3f", 1): 200}  # fmt: skip
+    units = [held_out(m, s, r) for (m, s), r in rights.items()]
+    text = section(run(tmp_path, units, *NO_FIGURES), 11)
+    smart = row(text, "mnli | mnli_dev_matched | `smart` − `none`")
+    assert "+15.00 (s1 +50.00, s2 -20.00)" in smart and "ahead" in smart
+    assert smart.endswith("no difference | **no** |")
+    assert row(text, "mnli | mnli_dev_matched | `tat` − `none`").endswith("ahead | yes |")
+    assert "`none` − `smart`" not in text
+    assert "`r3f`" not in text
+    # TAT - SMART: seed 1 +0, seed 2 +70; drawing seed 1 twice gives 0, on the bound.
+    assert row(text, "mnli | mnli_dev_matched | `tat` − `smart`").endswith("| **no** |")
+    assert text.rstrip().endswith("1 of 3 verdicts hold with the seeds resampled too.")
+
+
+def test_section_11_with_one_seed_each_says_so(tmp_path):
+    text = section(run(tmp_path, [mnli_unit("none", 1), mnli_unit("tat", 1)], *NO_FIGURES), 11)
+    assert "No verdict above rests on two or more paired seeds yet." in text

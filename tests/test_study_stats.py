@@ -175,6 +175,57 @@ def test_bootstrap_rejects_misaligned_predictions():
         stats.paired_bootstrap(GOLD, GOLD, np.zeros((2, 3)), n_resamples=B)
 
 
+def test_resampling_seeds_too_widens_an_interval_one_seed_reverses():
+    # 400 examples; the baseline's two seeds are right on the first half. The system's
+    # seed 1 is right everywhere (+50), its seed 2 only on the first 30% (-20): +15 on
+    # average. Over examples alone that is "ahead"; a draw of seed 2 twice (1 in 4)
+    # gives -20, so with the seeds drawn too the interval crosses zero.
+    gold = np.zeros(400, dtype=int)
+    half = np.where(np.arange(400) < 200, 0, 1)
+    baseline = [half, half]
+    system = [gold.copy(), np.where(np.arange(400) < 120, 0, 1)]
+    examples = stats.paired_bootstrap(gold, system, baseline, n_resamples=B)
+    both = stats.paired_bootstrap(gold, system, baseline, n_resamples=B, resample_seeds=True)
+    assert examples.difference == both.difference == pytest.approx(15.0)
+    assert stats.verdict(examples.low, examples.high) == "ahead"
+    assert both.low < -10.0 and both.high > 40.0
+    assert stats.verdict(both.low, both.high) == "no difference"
+
+
+@pytest.mark.parametrize("name", ["accuracy", "pearson"])
+def test_resampling_identical_seeds_gives_the_examples_only_interval(name):
+    rng = np.random.default_rng(1)
+    gold = rng.integers(0, 3, size=60)
+    system, baseline = rng.integers(0, 3, size=60), rng.integers(0, 3, size=60)
+    examples = stats.paired_bootstrap(gold, system, baseline, name, n_resamples=B, seed=4)
+    both = stats.paired_bootstrap(
+        gold, [system] * 3, [baseline] * 3, name, n_resamples=B, seed=4, resample_seeds=True
+    )
+    assert both.difference == pytest.approx(examples.difference)
+    assert (both.low, both.high) == pytest.approx((examples.low, examples.high))
+
+
+def test_resampling_seeds_scores_named_metrics_as_a_plain_metric_would():
+    rng = np.random.default_rng(2)
+    gold = rng.normal(size=40)
+    system, baseline = rng.normal(size=(3, 40)), rng.normal(size=(3, 40))
+
+    def one_at_a_time(pred, gold):
+        return stats.pearson(pred, gold)
+
+    kw = {"n_resamples": 50, "seed": 3, "resample_seeds": True}
+    block = stats.paired_bootstrap(gold, system, baseline, "pearson", **kw)
+    plain = stats.paired_bootstrap(gold, system, baseline, one_at_a_time, **kw)
+    assert (plain.difference, plain.low, plain.high) == pytest.approx(
+        (block.difference, block.low, block.high)
+    )
+
+
+def test_resampling_seeds_needs_paired_seeds():
+    with pytest.raises(ValueError, match="pairs seeds: system has 2 seed"):
+        stats.paired_bootstrap(GOLD, [GOLD, GOLD], GOLD, n_resamples=B, resample_seeds=True)
+
+
 def test_verdict_needs_the_interval_to_exclude_zero():
     assert stats.verdict(0.1, 2.0) == "ahead"
     assert stats.verdict(-2.0, -0.1) == "behind"

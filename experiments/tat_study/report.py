@@ -35,6 +35,9 @@ run_study.py) and writes ``--out/report.md`` with PNG figures in
     method predicts the same label as the baseline (and as ``--strong_baseline``)
     trained with the same seed: whether two methods differ at all, which equal
     accuracies do not show.
+11. Seeds resampled too: every "ahead" or "behind" of the sections above that rests
+    on two or more paired seeds, bootstrapped again with the seeds drawn with
+    replacement as well as the examples, and whether it holds.
 
 Predictions are aligned across units by uid, and every metric is recomputed from
 the committed gold and predictions with stats.py, so the means and the
@@ -400,19 +403,33 @@ class Comparer:
 
     def __init__(self, n_resamples: int, seed: int):
         self.n_resamples, self.seed = n_resamples, seed
-        # (id(scored), method, ref) -> (scored, difference): section 1's tables, section 3's
+        # (id(scored), method, ref, seeds_too) -> (scored, difference): section 1's tables, section 3's
         # pair tables and its plot ask for the same pairs; each bootstrap runs once. The
         # Scored is kept so that its id cannot be reused by another set.
         self._done: dict[tuple[int, str, str], tuple[Scored, Difference | None]] = {}
 
-    def compare(self, scored: Scored, method: str, ref: str) -> Difference | None:
-        """``method`` minus ``ref`` over the seeds both ran; None when they share none."""
-        key = (id(scored), method, ref)
+    def compare(
+        self, scored: Scored, method: str, ref: str, seeds_too: bool = False
+    ) -> Difference | None:
+        """``method`` minus ``ref`` over the seeds both ran; None when they share none.
+
+        ``seeds_too``: the bootstrap draws the paired seeds as well as the examples
+        (section 11); otherwise the examples only, as every other section.
+        """
+        key = (id(scored), method, ref, seeds_too)
         if key not in self._done:
-            self._done[key] = (scored, self._compare(scored, method, ref))
+            self._done[key] = (scored, self._compare(scored, method, ref, seeds_too))
         return self._done[key][1]
 
-    def _compare(self, scored: Scored, method: str, ref: str) -> Difference | None:
+    def compared(self) -> list[tuple[Scored, str, str, Difference]]:
+        """Every comparison made so far over the examples only, in the order made."""
+        return [
+            (scored, method, ref, diff)
+            for (_, method, ref, seeds_too), (scored, diff) in self._done.items()
+            if not seeds_too and diff is not None
+        ]
+
+    def _compare(self, scored: Scored, method: str, ref: str, seeds_too: bool) -> Difference | None:
         diffs = stats.paired_differences(scored.values[method], scored.values.get(ref, {}))
         if not diffs:
             return None
@@ -424,6 +441,7 @@ class Comparer:
             scored.metric,
             n_resamples=self.n_resamples,
             seed=self.seed,
+            resample_seeds=seeds_too,
         )
         return Difference(diffs, float(np.mean(list(diffs.values()))), ci.low, ci.high)
 
@@ -856,7 +874,8 @@ def render(args, studies: dict[str, Study], figures: Figures) -> list[str]:
     lines += wall_section(studies, args.baseline)
     lines += targets_section(args, studies, scored_sets, figures)
     lines += sweep_section(studies, scored_sets, comparer, args.repo, args.baseline)
-    return lines + agreement_section(args, scored_sets)
+    lines += agreement_section(args, scored_sets)
+    return lines + seeds_section(scored_sets, comparer)
 
 
 def pair_table(studies, scored_sets, comparer: Comparer, method: str, ref: str) -> list[str]:
@@ -1387,6 +1406,55 @@ def agreement_section(args, scored_sets: dict[str, dict[str, Scored]]) -> list[s
             lines += ["", f"### Study `{study_name}`: against `{ref}`", ""]
             lines += table(["method", *labelled], rows)
     return lines + ([] if found else ["", "No classification set has a reference yet."])
+
+
+# --- section 11: seeds resampled too -----------------------------------------
+
+
+def seeds_section(scored_sets: dict[str, dict[str, Scored]], comparer: Comparer) -> list[str]:
+    """Section 11: each verdict of the sections above that rests on two or more paired
+    seeds, with the seeds drawn in the bootstrap too."""
+    lines = [
+        "",
+        "## 11. Seeds resampled too: which verdicts hold across seeds",
+        "",
+        "The intervals above resample the evaluation examples only; how much the seeds "
+        "disagree shows only in the per-seed Δ. Here every `ahead` or `behind` above that "
+        "rests on two or more paired seeds is bootstrapped again with the paired seeds drawn "
+        "with replacement too (a two-level bootstrap, the same example draws, "
+        "`stats.paired_bootstrap(..., resample_seeds=True)`). A verdict that holds here holds "
+        "across the seeds run, not only across examples. With two or three seeds the seed "
+        "draw is coarse (three seeds give ten distinct draws), so a verdict that does not "
+        "hold here says that one seed disagrees with the others, not that the difference "
+        "is absent.",
+    ]
+    study_of = {id(sc): name for name, sets in scored_sets.items() for sc in sets.values()}
+    rows = []
+    held = 0
+    claims = [c for c in comparer.compared() if len(c[3].per_seed) >= 2]
+    made = {(id(scored), method, ref) for scored, method, ref, _ in claims}
+    for scored, method, ref, diff in claims:
+        if diff.verdict == "no difference":
+            continue
+        if (id(scored), ref, method) in made and ordered([method, ref])[0] == method:
+            continue  # its mirror is listed: ``smart`` - ``none``, not ``none`` - ``smart``
+        both = comparer.compare(scored, method, ref, seeds_too=True)
+        assert both is not None  # the same seeds as ``diff``
+        held += both.verdict == diff.verdict
+        per_seed = ", ".join(f"s{s} {d:+.2f}" for s, d in diff.per_seed.items())
+        rows.append([
+            study_of.get(id(scored), "?"), scored.name, f"`{method}` − `{ref}`",
+            f"{diff.mean:+.2f} ({per_seed})",
+            f"[{bound_text(diff.low)}, {bound_text(diff.high)}] {diff.verdict}",
+            f"[{bound_text(both.low)}, {bound_text(both.high)}] {both.verdict}",
+            "yes" if both.verdict == diff.verdict else "**no**",
+        ])  # fmt: skip
+    if not rows:
+        return [*lines, "", "No verdict above rests on two or more paired seeds yet."]
+    header = ["study", "set", "comparison", "Δ, per seed", "95% CI over examples",
+              "95% CI over seeds and examples", "holds"]  # fmt: skip
+    summary = f"{held} of {len(rows)} verdicts hold with the seeds resampled too."
+    return [*lines, "", *table(header, rows), "", summary]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

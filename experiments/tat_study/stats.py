@@ -21,6 +21,14 @@ Over evaluation examples
     resample). The interval reflects example sampling only; seed-to-seed
     variation is what :func:`mean_std` and the per-seed differences show.
 
+    With ``resample_seeds=True`` each resample also draws the paired seeds with
+    replacement (a two-level bootstrap: seeds, then examples), and the statistic
+    is the mean of the drawn seeds' differences on the resampled examples. A
+    difference that one seed carries and another reverses then gets an interval
+    across zero. The example draws are the same as without it (the seed draws
+    come from a second generator), so with identical seeds the two intervals are
+    equal.
+
     :func:`verdict` calls a system "ahead" only when the whole interval is above
     zero, "behind" when it is wholly below, and "no difference" otherwise
     (an interval touching zero included).
@@ -158,6 +166,7 @@ def paired_bootstrap(
     n_resamples: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
+    resample_seeds: bool = False,
 ) -> BootstrapCI:
     """Paired bootstrap interval of ``metric(system) - metric(baseline)`` over examples.
 
@@ -167,6 +176,8 @@ def paired_bootstrap(
     resamples per call) or any function ``(pred, gold) -> float`` of 1-D arrays
     (called once per seed and resample). The resampled indices come from
     ``numpy.random.default_rng(seed)``, so the same call gives the same interval.
+    ``resample_seeds`` draws the seeds too (module docstring); it pairs
+    ``system[j]`` with ``baseline[j]``, so both need the same number of seeds.
     """
     gold = np.asarray(gold)
     n = len(gold)
@@ -180,6 +191,11 @@ def paired_bootstrap(
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if isinstance(metric, str) and metric not in METRICS:
         raise ValueError(f"unknown metric '{metric}'; valid: {sorted(METRICS)}")
+    if resample_seeds and len(sys_preds) != len(base_preds):
+        raise ValueError(
+            f"resample_seeds pairs seeds: system has {len(sys_preds)} seed(s), "
+            f"baseline {len(base_preds)}"
+        )
 
     # block_difference(idx): system minus baseline, seed-averaged, on each row of
     # resampled example indices ``idx`` (resamples, n).
@@ -206,6 +222,8 @@ def paired_bootstrap(
             return s - np.mean([[plain(p[i], gold[i]) for i in idx] for p in base_preds], axis=0)
 
     observed = float(block_difference(np.arange(n)[None, :])[0])
+    if resample_seeds:
+        block_difference = _seed_resampled(gold, sys_preds, base_preds, metric, seed)
     rng = np.random.default_rng(seed)
     diffs = []
     block = max(1, min(n_resamples, 2_000_000 // n))  # bounds the (resamples, n) index block
@@ -216,6 +234,48 @@ def paired_bootstrap(
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.percentile(np.concatenate(diffs), [tail, 100.0 - tail])
     return BootstrapCI(observed, float(low), float(high), confidence, n_resamples)
+
+
+def _seed_resampled(
+    gold: np.ndarray,
+    sys_preds: np.ndarray,
+    base_preds: np.ndarray,
+    metric: str | Metric,
+    seed: int,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``idx (resamples, n) -> (resamples,)``: the mean over seeds drawn with replacement
+    of each paired seed's difference on the resampled examples."""
+    pairs = list(zip(sys_preds, base_preds, strict=True))
+    if metric == "accuracy":
+        per_example = [(s == gold).astype(np.float64) - (b == gold) for s, b in pairs]
+
+        def per_seed(idx: np.ndarray) -> np.ndarray:
+            return np.stack([d[idx].mean(axis=1) * 100.0 for d in per_example])
+
+    elif isinstance(metric, str):
+        score = METRICS[metric]
+
+        def per_seed(idx: np.ndarray) -> np.ndarray:
+            gold_rows = gold[idx]
+            return np.stack([score(s[idx], gold_rows) - score(b[idx], gold_rows) for s, b in pairs])
+
+    else:
+        plain = metric
+
+        def per_seed(idx: np.ndarray) -> np.ndarray:
+            return np.array(
+                [[plain(s[i], gold[i]) - plain(b[i], gold[i]) for i in idx] for s, b in pairs]
+            )
+
+    # A generator of its own, so that the example draws are those of the plain bootstrap.
+    seed_rng = np.random.default_rng([seed, 1])
+    k = len(pairs)
+
+    def block_difference(idx: np.ndarray) -> np.ndarray:
+        counts = seed_rng.multinomial(k, np.full(k, 1.0 / k), size=len(idx))  # (resamples, k)
+        return (counts * per_seed(idx).T).sum(axis=1) / k
+
+    return block_difference
 
 
 def verdict(low: float, high: float) -> str:
