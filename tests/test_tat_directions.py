@@ -1,0 +1,106 @@
+"""experiments/tat_study/directions.py: where SMART's and TAT's steps point, measured."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mt_dnn.checkpoint import save_checkpoint
+from tests.tiny import CLS_TASK, TASKS, VOCAB, tiny_model
+
+PATH = Path(__file__).resolve().parents[1] / "experiments" / "tat_study" / "directions.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("tat_study_directions", PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+directions = _load()
+
+
+def test_summary_on_two_rows_worked_out_by_hand():
+    # Row 0: gold 0; SMART raises label 2 (not the likeliest wrong label, 1); TAT's target
+    # is 2 and its step raises 2 most. Row 1: gold 1; SMART raises the gold label; TAT's
+    # target is 0, the likeliest wrong label, and its step raises 0 most.
+    m = {
+        "gold": np.array([0, 1]),
+        "before": np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1]]),
+        "smart": np.array([[0.5, 0.2, 0.3], [0.1, 0.85, 0.05]]),
+        "tat": np.array([[0.4, 0.2, 0.4], [0.4, 0.5, 0.1]]),
+        "target": np.array([2, 0]),
+        "cos": np.array([0.9, -0.8]),
+    }
+    m["smart_mirror"], m["tat_mirror"] = m["before"], m["before"]
+    got = dict(directions.summary(m))
+    assert got["rows (accuracy at x)"] == "2 (100.0%)"
+    assert got["SMART's step raises a wrong label most"] == "50.0%"
+    assert got["SMART's step raises the likeliest wrong label at x most"] == "0.0%"
+    assert got["TAT's step raises its target most"] == "100.0%"
+    assert got["TAT's target is the likeliest wrong label at x"] == "50.0%"
+    assert got["TAT's target is the label SMART's step raises most"] == "50.0%"
+    assert got["... where TAT's target is the label SMART raises"].startswith("0.90 ")
+    assert got["... where it is another label"].startswith("-0.80 ")
+    assert got["absolute cosine: median [quartiles], all rows"].startswith("0.85 ")
+    assert got["mean fall of the gold probability, SMART"] == f"{(0.1 - 0.15) / 2:.4f}"
+    assert got["mean fall of the gold probability, TAT"] == f"{(0.2 + 0.2) / 2:.4f}"
+    # x - delta gave the clean prediction back: no divergence there.
+    assert got["mean adversarial term, TAT at x + delta / x - delta"].endswith("/ 0.0000")
+
+
+def test_symmetric_kl_is_zero_for_equal_rows_and_symmetric():
+    p = np.array([[0.5, 0.5], [0.9, 0.1]])
+    q = np.array([[0.5, 0.5], [0.1, 0.9]])
+    kl = directions.symmetric_kl(p, q)
+    assert kl[0] == 0.0
+    assert kl[1] == pytest.approx(2 * 0.8 * np.log(9))
+    assert directions.symmetric_kl(q, p) == pytest.approx(kl)
+
+
+def write_rows(folder: Path, n: int) -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    with (folder / f"{CLS_TASK.name}_train.json").open("w") as fh:
+        for i in range(n):
+            ids = rng.integers(5, VOCAB, size=int(rng.integers(4, 9))).tolist()
+            row = {"uid": str(i), "label": int(ids[0] % 3), "input_ids": ids,
+                   "token_type_ids": [0] * len(ids)}  # fmt: skip
+            fh.write(json.dumps(row) + "\n")
+    return folder
+
+
+def test_on_a_tiny_checkpoint_tat_raises_its_targets_and_the_table_is_written(tmp_path, capsys):
+    checkpoint = save_checkpoint(tiny_model(), tmp_path / "ckpt", TASKS)
+    data = write_rows(tmp_path / "data", 12)
+    out = tmp_path / "directions.md"
+    argv = ["--checkpoint", str(checkpoint), "--data_dir", str(data), "--task", CLS_TASK.name,
+            "--rows", "12", "--batch_size", "5", "--out", str(out)]  # fmt: skip
+    assert directions.main(argv) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text == capsys.readouterr().out
+    rows = {
+        line.split(" | ")[0].lstrip("| "): line.split(" | ")[1].rstrip(" |")
+        for line in text.splitlines()
+        if line.startswith("| ") and " | " in line
+    }
+    assert rows["rows (accuracy at x)"].startswith("12 (")
+    assert float(rows["TAT's step raises its target most"].rstrip("%")) >= 75.0
+    assert rows["... where TAT's target is the label SMART raises"] != ""
+
+
+def test_one_e_per_checkpoint(tmp_path):
+    with pytest.raises(SystemExit):
+        directions.parse_args(
+            ["--checkpoint", "a", "--checkpoint", "b", "--e", "uniform", "--data_dir", "d"]
+        )
+    with pytest.raises(SystemExit):
+        directions.parse_args(["--checkpoint", "a", "--e", str(tmp_path / "no"), "--data_dir", "d"])
