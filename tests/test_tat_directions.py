@@ -41,10 +41,13 @@ def test_summary_on_two_rows_worked_out_by_hand():
         "cos": np.array([0.9, -0.8]),
     }
     m["smart_mirror"], m["tat_mirror"] = m["before"], m["before"]
+    # From another noise SMART raises label 2 on row 0 again, and label 0 on row 1.
+    m["smart_other_noise"] = np.array([[0.5, 0.2, 0.3], [0.3, 0.6, 0.1]])
     got = dict(directions.summary(m))
     assert got["rows (accuracy at x)"] == "2 (100.0%)"
     assert got["SMART's step raises a wrong label most"] == "50.0%"
     assert got["SMART's step raises the likeliest wrong label at x most"] == "0.0%"
+    assert got["SMART's step from another initial noise raises the same label most"] == "50.0%"
     assert got["TAT's step raises its target most"] == "100.0%"
     assert got["TAT's target is the likeliest wrong label at x"] == "50.0%"
     assert got["TAT's target is the label SMART's step raises most"] == "50.0%"

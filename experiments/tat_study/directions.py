@@ -12,7 +12,8 @@ of a trained model (eval mode: no dropout, so the two steps see the same network
 with the same initial noise for both, this measures for each row
 
 - which label SMART's perturbation raises most (the largest rise in probability from
-  x to x + delta): SMART's implicit target;
+  x to x + delta): SMART's implicit target; and whether SMART, started from another
+  initial noise, raises the same label;
 - whether TAT's sampled target is that label, and whether either is the model's most
   likely wrong label at x;
 - the cosine between the two first steps' directions (SMART's +gradient, TAT's
@@ -50,6 +51,8 @@ from mt_dnn.adversarial.base import clean_forward, perturbation  # noqa: E402
 from mt_dnn.adversarial.smart import SmartRegularizer  # noqa: E402
 from mt_dnn.adversarial.tat import TargetedRegularizer  # noqa: E402
 from mt_dnn.checkpoint import load_checkpoint  # noqa: E402
+
+OTHER = 1_000_003  # the seed of SMART's second initial noise, far from --seed's batches
 
 
 def step_directions(model, batch, task, regs: dict, seed: int) -> dict[str, dict]:
@@ -100,11 +103,15 @@ def measure(args, checkpoint: str, e: str | None) -> dict[str, np.ndarray]:
     }
     assert isinstance(regs["smart"], SmartRegularizer)
     assert isinstance(regs["tat"], TargetedRegularizer)
-    keys = ("gold", "before", "smart", "tat", "smart_mirror", "tat_mirror", "target", "cos")
+    keys = ("gold", "before", "smart", "tat", "smart_mirror", "tat_mirror", "target", "cos",
+            "smart_other_noise")  # fmt: skip
     cols: dict[str, list] = {k: [] for k in keys}
     for start in range(0, len(rows), args.batch_size):
         batch = collate(rows[start : start + args.batch_size], model.pad_token_id, task)
         got = step_directions(model, batch, task, regs, args.seed + start)
+        # SMART again from another initial noise: does the label its step raises change?
+        other = step_directions(model, batch, task, {"smart": regs["smart"]}, OTHER + start)
+        cols["smart_other_noise"].append(other["smart"]["after"].numpy())
         cols["gold"].append(batch["labels"].numpy())
         cols["before"].append(got["smart"]["before"].numpy())
         cols["smart"].append(got["smart"]["after"].numpy())
@@ -132,6 +139,7 @@ def summary(m: dict[str, np.ndarray]) -> list[tuple[str, str]]:
     smart_raises = (m["smart"] - before).argmax(1)
     tat_raises = (m["tat"] - before).argmax(1)
     same = m["target"] == smart_raises
+    smart_again = (m["smart_other_noise"] - before).argmax(1) == smart_raises
     cos = m["cos"]
     all_rows = np.ones(n, bool)
 
@@ -156,6 +164,7 @@ def summary(m: dict[str, np.ndarray]) -> list[tuple[str, str]]:
         ("rows (accuracy at x)", f"{n} ({pct(before.argmax(1) == gold)})"),
         ("SMART's step raises a wrong label most", pct(smart_raises != gold)),
         ("SMART's step raises the likeliest wrong label at x most", pct(smart_raises == likeliest_wrong)),
+        ("SMART's step from another initial noise raises the same label most", pct(smart_again)),
         ("TAT's step raises its target most", pct(tat_raises == m["target"])),
         ("TAT's target is the likeliest wrong label at x", pct(m["target"] == likeliest_wrong)),
         ("TAT's target is the label SMART's step raises most", pct(same)),
