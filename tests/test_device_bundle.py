@@ -7,7 +7,6 @@ data files in an xz tar; ``unpack`` in another checkout restores float32 weights
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,21 +19,13 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from tests.scripts import load_script
 from tests.tiny import tiny_grid, write_tiny_run_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
-PATH = ROOT / "experiments" / "tat_study" / "device_bundle.py"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("device_bundle", PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bundle = _load()
+bundle = load_script("experiments/tat_study/device_bundle.py", "device_bundle")
 
 
 def tiny_study(root: Path) -> tuple[Path, Path]:

@@ -5,31 +5,21 @@ Every expected number below is worked out by hand from the predictions built her
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-PATH = Path(__file__).resolve().parents[1] / "experiments" / "tat_study" / "report.py"
+from tests.scripts import load_script
+
 BOOTSTRAP = ["--bootstrap", "200"]
 MNLI = ["entailment", "neutral", "contradiction"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("tat_study_report", PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-report = _load()
+report = load_script("experiments/tat_study/report.py", "tat_study_report")
 
 # Held-out MNLI: 20 examples, gold i % 3. Wrong predictions are gold + 1 (mod 3).
 GOLD = [i % 3 for i in range(20)]

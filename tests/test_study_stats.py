@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-PATH = Path(__file__).resolve().parents[1] / "experiments" / "tat_study" / "stats.py"
+from tests.scripts import load_script
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("tat_study_stats", PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-stats = _load()
+stats = load_script("experiments/tat_study/stats.py", "tat_study_stats")
 
 B = 200  # resamples: enough for every interval below, fast on two cores
 

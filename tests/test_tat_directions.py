@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mt_dnn.checkpoint import save_checkpoint
+from tests.scripts import load_script
 from tests.tiny import CLS_TASK, TASKS, VOCAB, tiny_model
 
-PATH = Path(__file__).resolve().parents[1] / "experiments" / "tat_study" / "directions.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("tat_study_directions", PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-directions = _load()
+directions = load_script("experiments/tat_study/directions.py", "tat_study_directions")
 
 
 def test_summary_on_two_rows_worked_out_by_hand():
