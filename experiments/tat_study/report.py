@@ -403,10 +403,10 @@ class Comparer:
 
     def __init__(self, n_resamples: int, seed: int):
         self.n_resamples, self.seed = n_resamples, seed
-        # (id(scored), method, ref, seeds_too) -> (scored, difference): section 1's tables, section 3's
-        # pair tables and its plot ask for the same pairs; each bootstrap runs once. The
-        # Scored is kept so that its id cannot be reused by another set.
-        self._done: dict[tuple[int, str, str], tuple[Scored, Difference | None]] = {}
+        # (id(scored), method, ref, seeds_too) -> (scored, difference): section 1's tables,
+        # section 3's pair tables and its plot ask for the same pairs; each bootstrap runs
+        # once. The Scored is kept so that its id cannot be reused by another set.
+        self._done: dict[tuple[int, str, str, bool], tuple[Scored, Difference | None]] = {}
 
     def compare(
         self, scored: Scored, method: str, ref: str, seeds_too: bool = False
