@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from mt_dnn.adversarial import AdvConfig, build_regularizer
 from mt_dnn.checkpoint import save_checkpoint
 from tests.scripts import load_script
-from tests.tiny import CLS_TASK, TASKS, VOCAB, tiny_model
+from tests.tiny import CLS_TASK, TASKS, VOCAB, tiny_batch, tiny_model
 
 directions = load_script("experiments/tat_study/directions.py", "tat_study_directions")
 
@@ -94,3 +96,18 @@ def test_one_e_per_checkpoint(tmp_path):
         )
     with pytest.raises(SystemExit):
         directions.parse_args(["--checkpoint", "a", "--e", str(tmp_path / "no"), "--data_dir", "d"])
+
+
+def test_smart_and_tat_start_from_the_same_noise_and_step_differently():
+    model = tiny_model()
+    batch = tiny_batch(CLS_TASK, batch_size=6)
+    regs = {
+        name: build_regularizer(AdvConfig(adv=name, adv_seed=0), {CLS_TASK.name: CLS_TASK})
+        for name in ("smart", "tat")
+    }
+    got = directions.step_directions(model, batch, CLS_TASK, regs, seed=3)
+    assert torch.equal(got["smart"]["start"], got["tat"]["start"])
+    assert got["smart"]["start"].abs().sum() > 0
+    assert not torch.allclose(got["smart"]["step"], got["tat"]["step"])
+    again = directions.step_directions(model, batch, CLS_TASK, {"smart": regs["smart"]}, seed=4)
+    assert not torch.equal(again["smart"]["start"], got["smart"]["start"])

@@ -53,18 +53,22 @@ from mt_dnn.adversarial.tat import TargetedRegularizer  # noqa: E402
 from mt_dnn.checkpoint import load_checkpoint  # noqa: E402
 
 OTHER = 1_000_003  # the seed of SMART's second initial noise, far from --seed's batches
+TARGETS = 2_000_003  # offset of the seed TAT's targets are drawn with
 
 
 def step_directions(model, batch, task, regs: dict, seed: int) -> dict[str, dict]:
     """Per method: the first step's direction, probabilities at x + delta, TAT's targets."""
     out = {}
     for name, reg in regs.items():
-        generator = torch.Generator().manual_seed(seed)  # the same initial noise for both
         clean = clean_forward(model, batch, task, reg.space)
-        goal = reg.objective(task, clean, batch["labels"], generator)
+        # TAT's targets from a generator of their own: the noise's generator then starts
+        # every method from the same initial noise.
+        targets_rng = torch.Generator().manual_seed(seed + TARGETS)
+        goal = reg.objective(task, clean, batch["labels"], targets_rng)
+        noise_rng = torch.Generator().manual_seed(seed)
         trace: dict = {}
         delta, ok = perturbation(
-            model, batch, task, clean, reg.cfg, generator, goal.loss, goal.direction,
+            model, batch, task, clean, reg.cfg, noise_rng, goal.loss, goal.direction,
             reg.space, None, trace,
         )  # fmt: skip
         if not bool(ok):
@@ -73,6 +77,7 @@ def step_directions(model, batch, task, regs: dict, seed: int) -> dict[str, dict
             after = reg.space.forward(model, batch, task, delta).float().softmax(-1)
             mirror = reg.space.forward(model, batch, task, -delta).float().softmax(-1)
         out[name] = {
+            "start": trace["starts"][0],
             "step": goal.direction * trace["grads"][0] * clean.mask,
             "before": clean.logits.detach().float().softmax(-1),
             "after": after,
