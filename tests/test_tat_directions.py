@@ -111,3 +111,11 @@ def test_smart_and_tat_start_from_the_same_noise_and_step_differently():
     assert not torch.allclose(got["smart"]["step"], got["tat"]["step"])
     again = directions.step_directions(model, batch, CLS_TASK, {"smart": regs["smart"]}, seed=4)
     assert not torch.equal(again["smart"]["start"], got["smart"]["start"])
+
+
+def test_a_task_the_checkpoint_has_no_head_for_is_a_clear_error(tmp_path):
+    checkpoint = save_checkpoint(tiny_model(), tmp_path / "ckpt", TASKS)
+    data = write_rows(tmp_path / "data", 4)
+    argv = ["--checkpoint", str(checkpoint), "--data_dir", str(data), "--task", "mnli"]
+    with pytest.raises(SystemExit, match="has no head for task 'mnli'"):
+        directions.main(argv)

@@ -97,6 +97,10 @@ def measure(args, checkpoint: str, e: str | None) -> dict[str, np.ndarray]:
     torch.manual_seed(args.seed)
     model, tasks, _ = load_checkpoint(checkpoint)
     model.eval()
+    if args.task not in tasks:
+        raise SystemExit(
+            f"error: {checkpoint} has no head for task '{args.task}' (it has {sorted(tasks)})"
+        )
     task = tasks[args.task]
     path = Path(args.data_dir) / f"{args.task}_{args.split}.json"
     rows = TaskDataset.load(path, task, "train").rows[: args.rows]
