@@ -191,6 +191,25 @@ def test_binary_tasks_have_their_own_table(full):
     assert "stsb_dev" not in binary and "scitail_test" not in binary
 
 
+def test_cola_is_scored_by_mcc_as_glue_scores_it(tmp_path):
+    # GLUE's CoLA metric is the first of its task file: MCC, not accuracy. Gold has five
+    # acceptable rows of eight; "none" predicts acceptable everywhere (accuracy 62.5, MCC
+    # 0), "tat" misses one unacceptable row: tp 5, tn 2, fp 1, fn 0, so MCC is
+    # (5*2 - 1*0) / sqrt(6 * 5 * 3 * 2) (accuracy 87.5).
+    mcc = 1000 / np.sqrt(180)
+    cola, gold = ["unacceptable", "acceptable"], [1, 1, 0, 1, 0, 1, 1, 0]
+    units = [
+        unit("cola", method, 1, {"cola_dev": eval_set(cola, gold, pred, {"mcc": value})})
+        for method, pred, value in [("none", [1] * 8, 0.0), ("tat", [1, 1, 1, 1, 0, 1, 1, 0], mcc)]
+    ]
+    binary = section(run(tmp_path, units, *NO_FIGURES), 2)
+    assert "`cola_dev`: in-domain (model selection), mcc," in binary and "Note:" not in binary
+    assert row(binary, "tat").startswith(
+        f"| tat | 1 | {mcc:.2f} ± n/a | +{mcc:.2f} (s1 +{mcc:.2f}) |"
+    )
+    assert row(binary, "none").startswith("| none | 1 | 0.00 ± n/a |")
+
+
 def test_oracle_is_compared_with_tat_on_the_paired_seed(full):
     # tat_oracle has seed 1 only: 100 against tat's seed 1, also 100.
     assert row(section(full[0], 3), "mnli | mnli_dev_matched") == (

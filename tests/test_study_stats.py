@@ -115,7 +115,7 @@ def test_seeds_are_averaged_per_system():
     assert ci.difference == 25.0
 
 
-@pytest.mark.parametrize("name", ["accuracy", "pearson", "spearman"])
+@pytest.mark.parametrize("name", ["accuracy", "f1", "mcc", "pearson", "spearman"])
 def test_named_metrics_score_blocks_of_resamples_as_one_call_per_resample_would(name):
     rng = np.random.default_rng(0)
     gold = rng.integers(0, 3, size=50)
@@ -142,6 +142,26 @@ def test_metrics_of_a_2d_block_are_per_row():
     assert stats.pearson(pred, gold) == pytest.approx([90.0, -100.0, 0.0])
     assert stats.spearman(pred, gold) == pytest.approx([90.0, -100.0, 0.0])
     assert stats.accuracy(pred, gold) == pytest.approx([60.0, 20.0, 20.0])
+
+
+def test_mcc_and_f1_by_hand_and_as_the_trainer_scores_them():
+    from sklearn.metrics import f1_score, matthews_corrcoef
+
+    # tp 2, tn 1, fp 1, fn 1: MCC (2*1 - 1*1) / sqrt(3*3*2*2) = 1/6; F1 2*2 / (2*2 + 1 + 1)
+    pred, gold = [1, 1, 1, 0, 0], [1, 1, 0, 1, 0]
+    assert stats.mcc(pred, gold) == pytest.approx(100.0 / 6)
+    assert stats.f1(pred, gold) == pytest.approx(200.0 / 3)
+    rng = np.random.default_rng(1)
+    for k in (2, 3):
+        gold = rng.integers(0, k, size=(4, 40))
+        pred = np.where(rng.random((4, 40)) < 0.6, gold, rng.integers(0, k, size=(4, 40)))
+        pred[3] = 0  # one class predicted: MCC 0, as scikit-learn
+        want = [matthews_corrcoef(g, p) * 100.0 for p, g in zip(pred, gold, strict=True)]
+        assert stats.mcc(pred, gold) == pytest.approx(want)
+        if k == 2:
+            want = [f1_score(g, p) * 100.0 for p, g in zip(pred, gold, strict=True)]
+            assert stats.f1(pred, gold) == pytest.approx(want)
+    assert stats.f1([0, 0], [0, 0]) == 0.0
 
 
 def test_bootstrap_of_a_correlation():

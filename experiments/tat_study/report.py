@@ -8,7 +8,8 @@ run_study.py) and writes ``--out/report.md`` with PNG figures in
 ``--out/figures/``:
 
 1. Main results: per study and evaluation set, per method, the seeds, mean and
-   sample std of the primary metric (accuracy; Pearson for regression), the
+   sample std of the primary metric (the first of the set's task file: accuracy;
+   MCC for CoLA; Pearson for regression), the
    paired per-seed difference against ``--baseline`` and ``--strong_baseline``,
    a paired bootstrap 95% interval of each difference over the examples, and a
    verdict (stats.py says how).
@@ -325,7 +326,7 @@ def score_set(study: Study, name: str) -> Scored | None:
     uids = [u for u in first.uids if u in common]
     if not uids:
         raise ReportError(f"'{name}': no uid is shared by all units that scored it")
-    metric = "accuracy" if first.labels is not None else "pearson"
+    metric = primary_metric(name, first.labels is not None)
     pos = {u: i for i, u in enumerate(first.uids)}
     gold = np.asarray(first.gold)[[pos[u] for u in uids]]
     scored = Scored(name, first.labels, metric, uids, gold, {}, {})
@@ -789,7 +790,8 @@ def header(args, units: list[Unit]) -> list[str]:
         "",
         f"Code commits: {listed}.",
         "",
-        "How to read the tables. Metric: accuracy in %, Pearson x100 for regression, recomputed "
+        "How to read the tables. Metric: the first of the set's task file (accuracy in %, "
+        "MCC x100 for CoLA, Pearson x100 for regression), recomputed "
         "from the committed predictions. Δ: method minus reference, paired by seed (only seeds "
         f"both have): the mean, then each seed. 95% CI: paired bootstrap over the examples "
         f"({args.bootstrap} resamples, numpy seed {args.bootstrap_seed}); each resample scores "
@@ -1070,14 +1072,28 @@ def targets_figure(
     )
 
 
-def label_range(set_name: str) -> tuple[float, float] | None:
-    """The label range of a regression set's task (built-in task files), to bin it as TAT does."""
+@functools.cache
+def task_of(set_name: str):
+    """The built-in task whose evaluation set ``set_name`` is (``rte_dev`` -> rte), or None."""
     from data_utils.task_def import load_task_defs
 
-    for task in load_task_defs("glue", "nli").values():
-        if set_name.startswith(task.name + "_") and task.label_range is not None:
-            return task.label_range
-    return None
+    tasks = [t for t in load_task_defs("glue", "nli").values() if set_name.startswith(t.name + "_")]
+    return max(tasks, key=lambda t: len(t.name), default=None)
+
+
+def label_range(set_name: str) -> tuple[float, float] | None:
+    """The label range of a regression set's task (built-in task files), to bin it as TAT does."""
+    task = task_of(set_name)
+    return None if task is None else task.label_range
+
+
+def primary_metric(set_name: str, classification: bool) -> str:
+    """The first metric of the set's task file (GLUE's: MCC for CoLA), when the report
+    can score it; otherwise accuracy, or Pearson for regression."""
+    task = task_of(set_name)
+    if task is not None and task.metrics and task.metrics[0] in stats.METRICS:
+        return task.metrics[0]
+    return "accuracy" if classification else "pearson"
 
 
 def baseline_errors(args, scored_sets: dict[str, dict[str, Scored]], studies) -> list[str]:

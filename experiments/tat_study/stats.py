@@ -59,6 +59,8 @@ __all__ = [
     "accuracy",
     "accuracy_by_bucket",
     "bucket_labels",
+    "f1",
+    "mcc",
     "mean_std",
     "paired_bootstrap",
     "paired_differences",
@@ -110,7 +112,38 @@ def spearman(pred, gold):
     return _per_row(_pearson_rows(x, y), pred)
 
 
-METRICS: dict[str, Callable] = {"accuracy": accuracy, "pearson": pearson, "spearman": spearman}
+def f1(pred, gold):
+    """F1 of class 1 (GLUE's MRPC); 0 when no row is predicted or gold positive."""
+    p, g = np.atleast_2d(pred) == 1, np.atleast_2d(gold) == 1
+    tp = np.sum(p & g, axis=1)
+    denominator = np.sum(p, axis=1) + np.sum(g, axis=1)  # = 2tp + fp + fn
+    scores = np.divide(2.0 * tp, denominator, out=np.zeros(len(p)), where=denominator > 0)
+    return _per_row(scores * 100.0, pred)
+
+
+def mcc(pred, gold):
+    """Matthews correlation (GLUE's CoLA), multiclass form as scikit-learn and
+    ``mt_dnn.metrics.mcc``; 0 when either side has a single class."""
+    p, g = np.broadcast_arrays(np.atleast_2d(pred), np.atleast_2d(gold))
+    n = p.shape[1]
+    classes = np.union1d(p, g)
+    t_sum = np.stack([np.sum(g == c, axis=1) for c in classes], axis=1).astype(np.float64)
+    p_sum = np.stack([np.sum(p == c, axis=1) for c in classes], axis=1).astype(np.float64)
+    cov_tp = np.sum(p == g, axis=1) * float(n) - np.sum(t_sum * p_sum, axis=1)
+    cov_pp = float(n) ** 2 - np.sum(p_sum * p_sum, axis=1)
+    cov_tt = float(n) ** 2 - np.sum(t_sum * t_sum, axis=1)
+    denominator = np.sqrt(cov_tt * cov_pp)
+    scores = np.divide(cov_tp, denominator, out=np.zeros(len(p)), where=denominator > 0)
+    return _per_row(scores * 100.0, pred)
+
+
+METRICS: dict[str, Callable] = {
+    "accuracy": accuracy,
+    "f1": f1,
+    "mcc": mcc,
+    "pearson": pearson,
+    "spearman": spearman,
+}
 
 
 # --- over seeds --------------------------------------------------------------
