@@ -147,6 +147,8 @@ def test_metrics_of_a_2d_block_are_per_row():
 def test_mcc_and_f1_by_hand_and_as_the_trainer_scores_them():
     from sklearn.metrics import f1_score, matthews_corrcoef
 
+    from mt_dnn import metrics as trainer_metrics
+
     # tp 2, tn 1, fp 1, fn 1: MCC (2*1 - 1*1) / sqrt(3*3*2*2) = 1/6; F1 2*2 / (2*2 + 1 + 1)
     pred, gold = [1, 1, 1, 0, 0], [1, 1, 0, 1, 0]
     assert stats.mcc(pred, gold) == pytest.approx(100.0 / 6)
@@ -158,9 +160,13 @@ def test_mcc_and_f1_by_hand_and_as_the_trainer_scores_them():
         pred[3] = 0  # one class predicted: MCC 0, as scikit-learn
         want = [matthews_corrcoef(g, p) * 100.0 for p, g in zip(pred, gold, strict=True)]
         assert stats.mcc(pred, gold) == pytest.approx(want)
+        trainer = [trainer_metrics.mcc(p, g) for p, g in zip(pred, gold, strict=True)]
+        assert stats.mcc(pred, gold) == pytest.approx(trainer)
         if k == 2:
             want = [f1_score(g, p) * 100.0 for p, g in zip(pred, gold, strict=True)]
             assert stats.f1(pred, gold) == pytest.approx(want)
+            trainer = [trainer_metrics.f1(p, g) for p, g in zip(pred, gold, strict=True)]
+            assert stats.f1(pred, gold) == pytest.approx(trainer)
     assert stats.f1([0, 0], [0, 0]) == 0.0
 
 
