@@ -634,3 +634,63 @@ def test_section_11_says_which_verdicts_hold_when_the_seeds_are_drawn_too(tmp_pa
 def test_section_11_with_one_seed_each_says_so(tmp_path):
     text = section(run(tmp_path, [mnli_unit("none", 1), mnli_unit("tat", 1)], *NO_FIGURES), 11)
     assert "No verdict above rests on two or more paired seeds yet." in text
+
+
+README_TEXT = f"""# A study
+
+Intro kept as it is.
+
+{report.README_BEGIN}
+a stale table
+{report.README_END}
+
+Notes after the tables, kept too.
+"""
+
+
+def test_the_readmes_unit_tables_are_rendered_between_its_markers(tmp_path):
+    # --out's README.md: only the lines between the markers change, and a second run
+    # leaves the file as the first left it.
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "README.md").write_text(README_TEXT, encoding="utf-8")
+    units = [mnli_unit("tat", 2), mnli_unit("none", 1), *glue_units()]
+    units[-1]["eval"]["stsb_dev"]["metrics"] = {"spearman": 90.0, "pearson": 90.0}
+    units[-1]["history"][0]["dev"]["stsb_dev"]["pearson"] = 80.5
+    run(tmp_path, units, *NO_FIGURES)
+    text = (out / "README.md").read_text(encoding="utf-8")
+    assert text.startswith("# A study\n\nIntro kept as it is.\n\n" + report.README_BEGIN + "\n")
+    assert text.endswith(report.README_END + "\n\nNotes after the tables, kept too.\n")
+    assert "stale" not in text
+    mnli = text[text.index("`mnli`, accuracy on each set") :]
+    assert "| unit | code | wall | `mnli_dev_matched` | `scitail_test` |" in mnli
+    # by method as the report orders them (none before tat), then seed; 2 attempts noted
+    assert mnli.index("| mnli-none-s1 |") < mnli.index("| mnli-tat-s2 |")
+    assert (
+        row(mnli, "mnli-tat-s2") == "| mnli-tat-s2 | abcdef1 | 330 s (2 attempts) | 90.00 | 75.00 |"
+    )
+    assert row(mnli, "mnli-none-s1") == "| mnli-none-s1 | abcdef1 | 100 s | 50.00 | 50.00 |"
+    # one set: every metric, in its task file's order (Pearson first), and the first per epoch
+    stsb = text[text.index("`stsb` on `stsb_dev`") :]
+    assert "| unit | code | wall | Pearson | Spearman | Pearson per epoch |" in stsb
+    assert row(stsb, "stsb-tat-s1") == "| stsb-tat-s1 | abcdef1 | 100 s | 90.00 | 90.00 | 80.50 |"
+    assert "`rte` on `rte_dev`" in text and row(text, "rte-tat-s1").endswith("| 100.00 | 100.00 |")
+    run(tmp_path, units, *NO_FIGURES)
+    assert (out / "README.md").read_text(encoding="utf-8") == text
+
+
+def test_a_readme_without_markers_is_an_error_and_nothing_is_written(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# No markers here\n", encoding="utf-8")
+    results = write_units(tmp_path / "results", [mnli_unit("none", 1)])
+    argv = ["--results", str(results), "--out", str(tmp_path / "out"), "--readme", str(readme)]
+    assert report.main([*argv, *BOOTSTRAP, *NO_FIGURES]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(readme) in err and "markers" in err
+    assert readme.read_text(encoding="utf-8") == "# No markers here\n"
+    assert not (tmp_path / "out" / "report.md").exists()
+    # '' renders the report and leaves every README alone
+    assert report.main([*argv[:-2], "--readme", "", *BOOTSTRAP, *NO_FIGURES]) == 0
+    assert (tmp_path / "out" / "report.md").exists() and not (
+        tmp_path / "out" / "README.md"
+    ).exists()

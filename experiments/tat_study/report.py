@@ -40,6 +40,10 @@ run_study.py) and writes ``--out/report.md`` with PNG figures in
     on two or more paired seeds, bootstrapped again with the seeds drawn with
     replacement as well as the examples, and whether it holds.
 
+It also renders the unit tables of ``--readme`` (the study's README.md by default): each
+unit's code commit, wall time and recorded metrics, between the README's two unit-table
+markers; the rest of that file is left as it is.
+
 Predictions are aligned across units by uid, and every metric is recomputed from
 the committed gold and predictions with stats.py, so the means and the
 intervals come from the same numbers (a recorded metric that disagrees is
@@ -1473,6 +1477,102 @@ def seeds_section(scored_sets: dict[str, dict[str, Scored]], comparer: Comparer)
     return [*lines, "", *table(header, rows), "", summary]
 
 
+# --- the README's unit tables ------------------------------------------------
+
+README_BEGIN = (
+    "<!-- unit tables: rendered by report.py from results/ (--readme); "
+    "an edit between these markers is overwritten -->"
+)
+README_END = "<!-- end of unit tables -->"
+METRIC_NAMES = {"accuracy": "accuracy", "f1": "F1", "mcc": "MCC", "pearson": "Pearson",
+                "spearman": "Spearman"}  # fmt: skip
+
+
+def recorded_metrics(set_name: str, units: list[Unit]) -> list[str]:
+    """The metrics the units recorded for ``set_name``, in its task file's order."""
+    task = task_of(set_name)
+    recorded = list(dict.fromkeys(m for u in units for m in u.evals[set_name].metrics))
+    first = [m for m in (task.metrics if task is not None else []) if m in recorded]
+    return first + [m for m in recorded if m not in first]
+
+
+def value_text(unit: Unit, set_name: str, metric: str) -> str:
+    value = unit.evals.get(set_name, None)
+    value = None if value is None else value.metrics.get(metric)
+    return "—" if value is None else f"{value:.2f}"
+
+
+def epochs_text(unit: Unit, set_name: str, metric: str) -> str:
+    values = [(h.get("dev") or {}).get(set_name, {}).get(metric) for h in unit.history]
+    return ", ".join("—" if v is None else f"{v:.2f}" for v in values) or "—"
+
+
+def study_unit_table(study_name: str, study: Study) -> list[str]:
+    """One study's units, by method (as the report orders them) and seed: the code, the wall
+    time and the recorded metrics (the first of each set's task file when the study has
+    several sets; every metric, and the first after each epoch, when it has one)."""
+    methods = [*ordered(study), *([ORACLE] if ORACLE in study else [])]
+    units = [unit for m in methods for _, unit in sorted(study[m].items())]
+    sets = eval_sets(study)
+    metrics = {name: recorded_metrics(name, [u for u in units if name in u.evals]) for name in sets}
+    scored = {"last": "the last epoch's checkpoint", "best": "the best epoch's checkpoint"}.get(
+        "".join(checkpoint_rules(study)), "the best epoch's checkpoint or the last one's"
+    )
+    if len(sets) == 1:
+        (name,) = sets
+        names = [METRIC_NAMES.get(m, m) for m in metrics[name]]
+        head = [*names, f"{names[0]} per epoch"]
+        rows = [
+            [*unit_cells(u), *(value_text(u, name, m) for m in metrics[name]),
+             epochs_text(u, name, metrics[name][0])]
+            for u in units
+        ]  # fmt: skip
+        what = f"`{study_name}` on `{name}`"
+    else:
+        head = [f"`{name}`" for name in sets]
+        rows = [
+            [*unit_cells(u), *(value_text(u, name, metrics[name][0]) for name in sets)]
+            for u in units
+        ]
+        firsts = list(dict.fromkeys(metrics[n][0] for n in sets))
+        what = f"`{study_name}`, " + (
+            f"{METRIC_NAMES.get(firsts[0], firsts[0])} on each set"
+            if len(firsts) == 1
+            else "the first metric of each set's task file"
+        )
+    caption = f"{what}, x100, scored with {scored}:"
+    return [caption, "", *table(["unit", "code", "wall", *head], rows), ""]
+
+
+def unit_cells(unit: Unit) -> list[str]:
+    dirty = " (dirty)" if unit.dirty else ""
+    resumed = f" ({unit.attempts} attempts)" if unit.attempts > 1 else ""
+    return [unit.name, unit.commit[:7] + dirty, f"{unit.wall_seconds:.0f} s{resumed}"]
+
+
+def unit_tables(studies: dict[str, Study]) -> list[str]:
+    """Every study's unit table, the studies in the order their first unit started."""
+    first = {
+        name: min(u.started for seeds in study.values() for u in seeds.values())
+        for name, study in studies.items()
+    }
+    lines = []
+    for name in sorted(studies, key=lambda n: (first[n], n)):
+        lines += study_unit_table(name, studies[name])
+    return lines
+
+
+def splice(text: str, block: list[str], where: Path) -> str:
+    """``text`` with the lines between README_BEGIN and README_END replaced by ``block``."""
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise ReportError(
+            f"{where}: no unit-table markers (a line '{README_BEGIN}', then '{README_END}')"
+        )
+    head = text[: begin + len(README_BEGIN)]
+    return head + "\n" + "\n".join(block) + "\n" + text[end:]
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--results", type=Path, default=HERE / "results", help="Unit result JSONs.")
@@ -1490,6 +1590,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=ROOT,
         help="Git repository holding the units' commits: section 9 reads which train.py "
         "flags each commit had.",
+    )
+    p.add_argument(
+        "--readme",
+        default=None,
+        help="Markdown file whose unit tables (the lines between its two unit-table "
+        "markers) are rendered again from the results (default: --out's README.md when "
+        "there is one); '' leaves every README alone.",
     )
     p.add_argument("--baseline", default="none", help="Reference method for Δ and Figure 1.")
     p.add_argument("--strong_baseline", default="smart", help="Second reference method for Δ.")
@@ -1518,12 +1625,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         studies = load_studies(args.results) if args.results.is_dir() else {}
         lines = render(args, studies, figures)
+        readme = Path(args.readme) if args.readme else None
+        if args.readme is None and (args.out / "README.md").is_file():
+            readme = args.out / "README.md"
+        if readme is not None:
+            try:
+                old = readme.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ReportError(f"--readme {readme}: {exc.strerror or exc}") from None
+            spliced = splice(old, unit_tables(studies), readme)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     figures.remove_stale()
     with atomic_write(args.out / "report.md") as fh:
         fh.write("\n".join(lines) + "\n")
+    if readme is not None and spliced != old:
+        with atomic_write(readme) as fh:
+            fh.write(spliced)
+        print(f"rendered the unit tables in {readme}")
     print(
         f"wrote {args.out / 'report.md'} and {len(figures.written)} figure(s) in {figures.folder}"
     )
