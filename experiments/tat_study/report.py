@@ -40,7 +40,8 @@ run_study.py) and writes ``--out/report.md`` with PNG figures in
     on two or more paired seeds, bootstrapped again with the seeds drawn with
     replacement as well as the examples, and whether it holds.
 
-It also renders the unit tables of ``--readme`` (the study's README.md by default): each
+It also renders the unit tables of ``--readme`` (by default ``--out``'s README.md, when
+there is one: the study's own README for the default ``--out``): each
 unit's code commit, wall time and recorded metrics, between the README's two unit-table
 markers; the rest of that file is left as it is.
 
@@ -1624,16 +1625,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures = Figures(args.out / "figures")
     try:
         studies = load_studies(args.results) if args.results.is_dir() else {}
-        lines = render(args, studies, figures)
         readme = Path(args.readme) if args.readme else None
         if args.readme is None and (args.out / "README.md").is_file():
             readme = args.out / "README.md"
-        if readme is not None:
+        if readme is not None:  # before any figure is drawn: a bad README writes nothing
             try:
                 old = readme.read_text(encoding="utf-8")
             except OSError as exc:
                 raise ReportError(f"--readme {readme}: {exc.strerror or exc}") from None
             spliced = splice(old, unit_tables(studies), readme)
+        lines = render(args, studies, figures)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
