@@ -1498,8 +1498,8 @@ def recorded_metrics(set_name: str, units: list[Unit]) -> list[str]:
 
 
 def value_text(unit: Unit, set_name: str, metric: str) -> str:
-    value = unit.evals.get(set_name, None)
-    value = None if value is None else value.metrics.get(metric)
+    evals = unit.evals.get(set_name)
+    value = None if evals is None else evals.metrics.get(metric)
     return "—" if value is None else f"{value:.2f}"
 
 
@@ -1516,9 +1516,12 @@ def study_unit_table(study_name: str, study: Study) -> list[str]:
     units = [unit for m in methods for _, unit in sorted(study[m].items())]
     sets = eval_sets(study)
     metrics = {name: recorded_metrics(name, [u for u in units if name in u.evals]) for name in sets}
-    scored = {"last": "the last epoch's checkpoint", "best": "the best epoch's checkpoint"}.get(
-        "".join(checkpoint_rules(study)), "the best epoch's checkpoint or the last one's"
-    )
+    rules = checkpoint_rules(study)  # as in_domain_role reads them
+    scored = (
+        "the last epoch's checkpoint" if rules == {"last"}
+        else "the best epoch's checkpoint" if rules == {"best"}
+        else "the best epoch's checkpoint or the last one's"
+    )  # fmt: skip
     if len(sets) == 1:
         (name,) = sets
         names = [METRIC_NAMES.get(m, m) for m in metrics[name]]
