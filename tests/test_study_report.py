@@ -255,6 +255,21 @@ def test_learning_curves_and_wall_time(full):
     assert row(wall, "mnli-tat-s1").split(" | ")[6] == "1"
 
 
+def test_curve_panels_group_each_method_with_its_settings():
+    methods = ["none", "smart", "tat", "r3f", "random", "freelb_eps0.02", "random_alpha3",
+               "smart_eps0.02", "tat_uniform", "tat_mtdnn", "mine"]  # fmt: skip
+    assert report.curve_panels(methods) == [
+        ("smart", ["smart", "smart_eps0.02"]),
+        ("tat", ["tat", "tat_uniform", "tat_mtdnn"]),
+        ("r3f", ["r3f"]),
+        ("random", ["random", "random_alpha3"]),
+        ("freelb", ["freelb_eps0.02"]),  # settings without their defaults keep their family
+        ("mine", ["mine"]),
+    ]
+    assert report.curve_panels(["none"]) == [("none", ["none"])]
+    assert report.curve_panels(["tat"]) == [("tat", ["tat"])]
+
+
 def test_a_partial_study_reports_what_is_missing_and_nothing_else(tmp_path):
     figures = tmp_path / "out" / "figures"
     figures.mkdir(parents=True)

@@ -638,16 +638,19 @@ def difficulty_section(
     for i, label in enumerate(labels):
         accs = [buckets[m][i].accuracy for m in methods]
         rows.append([label, str(counts[i]), *("—" if a is None else f"{a:.2f}" for a in accs)])
+    # the figure: each method at its defaults, and TAT with uniform targets (the sweep's
+    # settings would be bars too many to tell apart); the table above has them all
+    drawn = [m for m in methods if m in METHODS or m == UNIFORM] or methods
     fig = new_figure(max(6.0, 1.6 * len(labels) + 2), 4.2)
     ax = fig.add_subplot()
-    width = 0.8 / len(methods)
+    width = 0.8 / len(drawn)
     from matplotlib import colormaps
 
-    palette = colormaps["tab10" if len(methods) <= 10 else "tab20"]  # no colour twice
-    for j, method in enumerate(methods):
+    palette = colormaps["tab10" if len(drawn) <= 10 else "tab20"]  # no colour twice up to 20
+    for j, method in enumerate(drawn):
         heights = [np.nan if b.accuracy is None else b.accuracy for b in buckets[method]]
         ax.bar(
-            np.arange(len(labels)) + (j - (len(methods) - 1) / 2) * width,
+            np.arange(len(labels)) + (j - (len(drawn) - 1) / 2) * width,
             heights,
             width,
             label=method,
@@ -663,7 +666,7 @@ def difficulty_section(
     ax.legend(
         loc="lower center",
         bbox_to_anchor=(0.5, 1.0),
-        ncol=min(len(methods), LEGEND_COLUMNS),
+        ncol=min(len(drawn), LEGEND_COLUMNS),
         frameon=False,
     )
     image_line = figures.save(
@@ -672,12 +675,44 @@ def difficulty_section(
     return lines + [
         PROXY_SENTENCE,
         "Buckets are half-open `[low-high)`, the last one closed; accuracy is the mean over "
-        "seeds of each method's accuracy on the bucket's examples.",
+        "seeds of each method's accuracy on the bucket's examples. The figure draws each "
+        "method at its defaults (and TAT with uniform targets); the table has every setting.",
         "",
         *table(["bucket", "examples", *methods], rows),
         "",
         image_line,
     ]
+
+
+def curve_panels(methods: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """The learning-curve figure's panels: one per method family (a method of METHODS with
+    its settings and variants, ``tat`` with ``tat_eps0.02`` and ``tat_uniform``), in
+    ``methods``' order; a method of no family is a panel of its own. Standard training is
+    the reference drawn in every panel, so it has a panel only when it is alone."""
+    panels: dict[str, list[str]] = {}
+    for method in methods:
+        if method == "none":
+            continue
+        family = next((b for b in METHODS if method == b or method.startswith(f"{b}_")), method)
+        panels.setdefault(family, []).append(method)
+    if not panels and "none" in methods:
+        panels["none"] = ["none"]
+    return list(panels.items())
+
+
+def draw_curves(ax, curves: dict[str, dict[int, dict[int, float]]], methods: list[str]) -> None:
+    """Each method's mean per epoch (bold) and its single seeds (faint) on ``ax``; standard
+    training, when it ran, in black as every panel's reference."""
+    shown = (["none"] if "none" in curves and "none" not in methods else []) + methods
+    for i, method in enumerate(shown):
+        seeds = curves[method]
+        color = "black" if method == "none" else f"C{i}"
+        for pts in seeds.values():
+            ax.plot(list(pts), list(pts.values()), color=color, alpha=0.25, linewidth=1)
+        epochs = sorted({e for pts in seeds.values() for e in pts})
+        means = [float(np.mean([p[e] for p in seeds.values() if e in p])) for e in epochs]
+        label = f"{method} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})"
+        ax.plot(epochs, means, color=color, linewidth=2, marker="o", label=label)
 
 
 def curves_section(study: Study, study_name: str, scored: Scored, figures: Figures) -> list[str]:
@@ -695,32 +730,32 @@ def curves_section(study: Study, study_name: str, scored: Scored, figures: Figur
     if not curves:
         return lines + ["No per-epoch values recorded yet."]
     epochs = sorted({e for seeds in curves.values() for pts in seeds.values() for e in pts})
-    fig = new_figure(7, 4.2)
-    ax = fig.add_subplot()
     rows = []
-    for i, (method, seeds) in enumerate(curves.items()):
-        color = f"C{i}"
-        for pts in seeds.values():
-            ax.plot(list(pts), list(pts.values()), color=color, alpha=0.25, linewidth=1)
+    for method, seeds in curves.items():
         row = [method, str(len(seeds))]
-        xs, ys = [], []
         for epoch in epochs:
             vals = [pts[epoch] for pts in seeds.values() if epoch in pts]
-            if not vals:
-                row.append("—")
-                continue
-            xs.append(epoch)
-            ys.append(float(np.mean(vals)))
-            row.append(f"{ys[-1]:.2f}" + ("" if len(vals) == len(seeds) else f" (n={len(vals)})"))
-        ax.plot(xs, ys, color=color, linewidth=2, marker="o", label=method)
+            n = "" if len(vals) == len(seeds) else f" (n={len(vals)})"
+            row.append(f"{np.mean(vals):.2f}{n}" if vals else "—")
         rows.append(row)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{scored.name} {scored.metric}")
-    ax.set_xticks(epochs)
-    ax.legend()
+    panels = curve_panels(list(curves))
+    columns = min(3, len(panels))
+    height = -(-len(panels) // columns)  # panel rows, rounded up
+    fig = new_figure(4.2 * columns, 3.4 * height + 0.4)
+    for k, (family, methods) in enumerate(panels):
+        ax = fig.add_subplot(height, columns, k + 1)
+        draw_curves(ax, curves, methods)
+        ax.set_title(family)
+        ax.set_xticks(epochs)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{scored.name} {scored.metric}")
+        ax.legend(fontsize="small")
+    fig.tight_layout()
     image_line = figures.save(fig, f"curves_{study_name}.png", f"Learning curves on {scored.name}")
     return lines + [
-        "Mean over seeds per epoch (faint lines: single seeds), as recorded during training.",
+        "Mean over seeds per epoch (faint lines: single seeds), as recorded during training. "
+        "The figure has a panel per method family (its settings and variants beside its "
+        "defaults), each with standard training in black.",
         "",
         *table(["method", "seeds", *(f"epoch {e}" for e in epochs)], rows),
         "",
