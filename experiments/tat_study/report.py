@@ -1003,7 +1003,8 @@ def tat_smart_figure(scored_sets, comparer: Comparer, pairs, figures: Figures) -
                 if method in scored.values and ref in scored.values:
                     diff = comparer.compare(scored, method, ref)
                     if diff is not None:
-                        rows.append((f"{study_name} / {name}", i, diff))
+                        metric = METRIC_NAMES.get(scored.metric, scored.metric)
+                        rows.append((f"{study_name} / {name} ({metric})", i, diff))
     if not rows:
         return []
     names = list(dict.fromkeys(label for label, _, _ in rows))
@@ -1023,7 +1024,7 @@ def tat_smart_figure(scored_sets, comparer: Comparer, pairs, figures: Figures) -
     ax.axvline(0.0, color="black", linewidth=0.8, linestyle="--")
     ax.set_yticks(range(len(names)), names)
     ax.set_ylim(len(names) - 0.5, -0.5)  # first set on top
-    ax.set_xlabel("Δ TAT − SMART (accuracy % or Pearson x100)")
+    ax.set_xlabel("Δ TAT − SMART (points of each set's metric, x100)")
     ax.legend(title="setting", fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.1),
               ncol=min(len(used), 4))  # fmt: skip
     image = figures.save(fig, "tat_vs_smart.png", "TAT against SMART on every set, per setting")
