@@ -750,7 +750,6 @@ def curves_section(study: Study, study_name: str, scored: Scored, figures: Figur
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{scored.name} {scored.metric}")
         ax.legend(fontsize="small")
-    fig.tight_layout()
     image_line = figures.save(fig, f"curves_{study_name}.png", f"Learning curves on {scored.name}")
     return lines + [
         "Mean over seeds per epoch (faint lines: single seeds), as recorded during training. "
