@@ -700,6 +700,12 @@ def curve_panels(methods: Sequence[str]) -> list[tuple[str, list[str]]]:
     return list(panels.items())
 
 
+def per_epoch(seeds: dict[int, dict[int, float]]) -> dict[int, list[float]]:
+    """A method's values per epoch, over the seeds that reached it (seed -> epoch -> value)."""
+    epochs = sorted({e for pts in seeds.values() for e in pts})
+    return {e: [pts[e] for pts in seeds.values() if e in pts] for e in epochs}
+
+
 def draw_curves(ax, curves: dict[str, dict[int, dict[int, float]]], methods: list[str]) -> None:
     """Each method's mean per epoch (bold) and its single seeds (faint) on ``ax``; standard
     training, when it ran, in black as every panel's reference."""
@@ -709,10 +715,10 @@ def draw_curves(ax, curves: dict[str, dict[int, dict[int, float]]], methods: lis
         color = "black" if method == "none" else f"C{i}"
         for pts in seeds.values():
             ax.plot(list(pts), list(pts.values()), color=color, alpha=0.25, linewidth=1)
-        epochs = sorted({e for pts in seeds.values() for e in pts})
-        means = [float(np.mean([p[e] for p in seeds.values() if e in p])) for e in epochs]
+        values = per_epoch(seeds)
+        means = [float(np.mean(v)) for v in values.values()]
         label = f"{method} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})"
-        ax.plot(epochs, means, color=color, linewidth=2, marker="o", label=label)
+        ax.plot(list(values), means, color=color, linewidth=2, marker="o", label=label)
 
 
 def curves_section(study: Study, study_name: str, scored: Scored, figures: Figures) -> list[str]:
@@ -733,8 +739,9 @@ def curves_section(study: Study, study_name: str, scored: Scored, figures: Figur
     rows = []
     for method, seeds in curves.items():
         row = [method, str(len(seeds))]
+        values = per_epoch(seeds)
         for epoch in epochs:
-            vals = [pts[epoch] for pts in seeds.values() if epoch in pts]
+            vals = values.get(epoch, [])
             n = "" if len(vals) == len(seeds) else f" (n={len(vals)})"
             row.append(f"{np.mean(vals):.2f}{n}" if vals else "—")
         rows.append(row)
